@@ -1,0 +1,185 @@
+"""The plugin's settings: the ``Archive`` section of Orthanc's JSON configuration.
+
+Parsed once at start-up into frozen dataclasses. JSON keys are the PascalCase form of the field
+names (``state_directory`` ↔ ``StateDirectory``), the convention of Orthanc's own keys. An unknown
+key, a value of the wrong type, or a missing required value raises :class:`ConfigError` naming the
+dotted key (``Archive.Viewer.Root``) and the file that holds the section.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import types
+import typing
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal, TypeVar
+
+from .errors import ConfigError
+
+SECTION = "Archive"
+
+_TENANT_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,31}$")
+
+
+def _check_tenant(value: str) -> str | None:
+    if not _TENANT_RE.match(value):
+        return "must be 1-32 characters of a-z, 0-9 and '-', starting with a letter or digit"
+    return None
+
+
+def _check_url_root(value: str) -> str | None:
+    if not (value.startswith("/") and value.endswith("/")) or "//" in value or value == "/":
+        return "must be a URL path that starts and ends with '/', such as '/ohif/'"
+    return None
+
+
+def _check_not_empty(value: str) -> str | None:
+    return "must not be empty" if not value.strip() else None
+
+
+def _meta(check: Callable[[Any], str | None] | None = None, doc: str = "") -> dict[str, Any]:
+    return {"check": check, "doc": doc}
+
+
+@dataclass(frozen=True)
+class ViewerSettings:
+    """The OHIF viewer, served by the archive on the same origin as DICOMweb."""
+
+    enabled: bool = field(default=True, metadata=_meta(doc="Serve the OHIF viewer."))
+    root: str = field(
+        default="/ohif/", metadata=_meta(_check_url_root, "URL path the viewer is served under.")
+    )
+    directory: str = field(
+        default="",
+        metadata=_meta(doc="Folder of the installed OHIF build (made by scripts/setup)."),
+    )
+    app_config: str = field(
+        default="",
+        metadata=_meta(doc="OHIF app-config.js template (ohif-config/app-config.js)."),
+    )
+    default_language: Literal["zh", "en"] = field(
+        default="zh", metadata=_meta(doc="UI language when the URL has no ?lng=.")
+    )
+
+
+@dataclass(frozen=True)
+class ArchiveSettings:
+    """Everything the plugin reads from the ``Archive`` section."""
+
+    state_directory: str = field(
+        metadata=_meta(_check_not_empty, "Folder for the plugin's own state (SQLite, spools).")
+    )
+    tenant: str = field(
+        default="default", metadata=_meta(_check_tenant, "This archive's tenant (hospital) id.")
+    )
+    role: Literal["archive"] = field(
+        default="archive",
+        metadata=_meta(doc="Process role; only 'archive' exists so far (router comes later)."),
+    )
+    viewer: ViewerSettings = field(default_factory=ViewerSettings)
+
+
+def json_key(field_name: str) -> str:
+    """``state_directory`` → ``StateDirectory``."""
+    return "".join(part[:1].upper() + part[1:] for part in field_name.split("_"))
+
+
+T = TypeVar("T")
+
+
+def _type_name(tp: Any) -> str:
+    if typing.get_origin(tp) is Literal:
+        return " or ".join(repr(a) for a in typing.get_args(tp))
+    if dataclasses.is_dataclass(tp):
+        return "object"
+    names = {str: "string", bool: "true/false", int: "integer", float: "number"}
+    return names.get(tp, getattr(tp, "__name__", str(tp)))
+
+
+def _convert(tp: Any, value: Any, key: str, source: str | None) -> Any:
+    origin = typing.get_origin(tp)
+    if dataclasses.is_dataclass(tp) and isinstance(tp, type):
+        if not isinstance(value, Mapping):
+            raise ConfigError(key, f"expected an object, got {type(value).__name__}", source)
+        return parse_dataclass(tp, value, key, source)
+    if origin is Literal:
+        if value not in typing.get_args(tp):
+            raise ConfigError(key, f"expected {_type_name(tp)}, got {value!r}", source)
+        return value
+    if origin in (list, tuple):
+        (item_tp, *_) = typing.get_args(tp)
+        if not isinstance(value, list):
+            raise ConfigError(key, f"expected a list, got {type(value).__name__}", source)
+        return tuple(_convert(item_tp, v, f"{key}[{i}]", source) for i, v in enumerate(value))
+    if origin in (types.UnionType, typing.Union):
+        raise TypeError(f"unions are not supported in settings ({key})")
+    ok = {
+        str: isinstance(value, str),
+        bool: isinstance(value, bool),
+        int: isinstance(value, int) and not isinstance(value, bool),
+        float: isinstance(value, (int, float)) and not isinstance(value, bool),
+    }.get(tp)
+    if ok is None:
+        raise TypeError(f"unsupported settings type {tp!r} ({key})")
+    if not ok:
+        raise ConfigError(key, f"expected {_type_name(tp)}, got {value!r}", source)
+    return float(value) if tp is float else value
+
+
+def parse_dataclass(cls: type[T], raw: Mapping[str, Any], prefix: str, source: str | None) -> T:
+    """Build ``cls`` from ``raw``, checking keys, types and each field's own check."""
+    hints = typing.get_type_hints(cls)
+    fields = {json_key(f.name): f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    for key in raw:
+        if key not in fields:
+            known = ", ".join(sorted(fields))
+            raise ConfigError(f"{prefix}.{key}", f"unknown key (known keys: {known})", source)
+    values: dict[str, Any] = {}
+    for key, f in fields.items():
+        dotted = f"{prefix}.{key}"
+        if key not in raw:
+            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+                raise ConfigError(dotted, "required value is missing", source)
+            continue
+        value = _convert(hints[f.name], raw[key], dotted, source)
+        check = f.metadata.get("check")
+        problem = check(value) if check else None
+        if problem:
+            raise ConfigError(dotted, f"{problem} (got {value!r})", source)
+        values[f.name] = value
+    return cls(**values)
+
+
+def parse_settings(configuration: Mapping[str, Any], source: str | None = None) -> ArchiveSettings:
+    """Parse the whole Orthanc configuration's ``Archive`` section."""
+    if SECTION not in configuration:
+        raise ConfigError(SECTION, "section is missing from the Orthanc configuration", source)
+    raw = configuration[SECTION]
+    if not isinstance(raw, Mapping):
+        raise ConfigError(SECTION, f"expected an object, got {type(raw).__name__}", source)
+    settings = parse_dataclass(ArchiveSettings, raw, SECTION, source)
+    viewer = settings.viewer
+    if viewer.enabled and not viewer.directory:
+        raise ConfigError(f"{SECTION}.Viewer.Directory", "required when the viewer is enabled", source)
+    return settings
+
+
+def describe(cls: type[Any] = ArchiveSettings, prefix: str = SECTION) -> list[tuple[str, str, str, str]]:
+    """(key, type, default, doc) for every key, for the configuration reference in docs/."""
+    rows: list[tuple[str, str, str, str]] = []
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        key = f"{prefix}.{json_key(f.name)}"
+        tp = hints[f.name]
+        if dataclasses.is_dataclass(tp):
+            rows.append((key, "object", "", tp.__doc__ or ""))
+            rows.extend(describe(tp, key))
+            continue
+        if f.default is not dataclasses.MISSING:
+            default = repr(f.default)
+        else:
+            default = "(required)"
+        rows.append((key, _type_name(tp), default, f.metadata.get("doc", "")))
+    return rows
