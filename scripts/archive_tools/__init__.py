@@ -1,0 +1,1 @@
+"""Command-line tools around the archive (demo data, ...), importable and testable without it."""
