@@ -22,9 +22,10 @@ from .settings import SECTION, ArchiveSettings, parse_settings
 
 def all_features() -> list[Feature]:
     """The table of features, in registration order."""
+    from .qido import QidoFeature
     from .viewer import ViewerFeature
 
-    return [HealthFeature(), ViewerFeature()]
+    return [HealthFeature(), QidoFeature(), ViewerFeature()]
 
 
 def load_settings(sdk: Any) -> ArchiveSettings:

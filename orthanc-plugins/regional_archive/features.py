@@ -25,6 +25,14 @@ class PluginHost(Protocol):
         """GET on Orthanc's own REST API (in-process, no HTTP); ``None`` when it answers 404."""
         ...
 
+    def rest_get_after_plugins(self, uri: str) -> bytes:
+        """GET in-process through every plugin's routes; Orthanc errors become ArchiveErrors."""
+        ...
+
+    def dicomweb_root(self) -> str:
+        """``DicomWeb.Root`` of Orthanc's configuration (``/dicom-web/`` by default)."""
+        ...
+
 
 @dataclass(frozen=True)
 class PluginContext:
@@ -35,7 +43,8 @@ class PluginContext:
 
 
 class Feature(Protocol):
-    name: str
+    @property
+    def name(self) -> str: ...
 
     def is_enabled(self, settings: ArchiveSettings) -> bool: ...
 

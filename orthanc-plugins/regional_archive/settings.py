@@ -173,7 +173,7 @@ def describe(cls: type[Any] = ArchiveSettings, prefix: str = SECTION) -> list[tu
     for f in dataclasses.fields(cls):
         key = f"{prefix}.{json_key(f.name)}"
         tp = hints[f.name]
-        if dataclasses.is_dataclass(tp):
+        if isinstance(tp, type) and dataclasses.is_dataclass(tp):
             rows.append((key, "object", "", tp.__doc__ or ""))
             rows.extend(describe(tp, key))
             continue

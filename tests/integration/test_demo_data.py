@@ -70,10 +70,10 @@ def find_study(archive: ArchiveProcess, uid: str) -> str:
     return str(ids[0])
 
 
-def qido_studies(archive: ArchiveProcess, **query: str) -> list[dict[str, Any]]:
+def qido_studies(archive: ArchiveProcess, root: str = "/dicom-web", **query: str) -> list[dict[str, Any]]:
     # One includefield per attribute: this Orthanc gets "a%2Cb" undecoded and would not split it.
     fields = [("includefield", "00081030"), ("includefield", "00201208")]
-    response = requests.get(f"{archive.url}/dicom-web/studies", timeout=10,
+    response = requests.get(f"{archive.url}{root}/studies", timeout=10,
                             params=[*query.items(), *fields],
                             headers={"Accept": "application/dicom+json"})
     response.raise_for_status()
@@ -144,13 +144,10 @@ def test_qido_returns_the_utf8_names(loaded: Run, archive: ArchiveProcess) -> No
     assert by_patient[studies["CT"][0]]["00100010"]["Value"][0]["Alphabetic"] == "张^伟"
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "Orthanc 1.10.1 hands GET arguments to plugins still percent-encoded and DICOMweb 1.7 does "
-    "not decode them, so QIDO matches 'PatientName=%E5%BC%A0...' literally (even 'limit=%31' "
-    "fails); unencoded UTF-8 in the URL is refused with 400. /tools/find works."))
 def test_qido_matches_a_chinese_patient_name(loaded: Run, archive: ArchiveProcess) -> None:
+    """Through the plugin's decoding route: /dicom-web itself cannot (see regional_archive.qido)."""
     studies = loaded.studies()
-    found = {uid_of(s) for s in qido_studies(archive, PatientName="张^伟")}
+    found = {uid_of(s) for s in qido_studies(archive, "/api/dicom-web", PatientName="张^伟")}
     assert {studies["CT"][0], studies["DX"][0]} <= found
 
 

@@ -31,6 +31,12 @@ class RecordingHost:
     def rest_get_json(self, uri: str) -> Any:
         return self.answers.get(uri)
 
+    def rest_get_after_plugins(self, uri: str) -> bytes:
+        return json.dumps(self.answers.get(uri)).encode()
+
+    def dicomweb_root(self) -> str:
+        return "/dicom-web/"
+
 
 @dataclass(frozen=True)
 class Toggle:

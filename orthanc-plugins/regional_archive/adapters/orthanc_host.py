@@ -7,7 +7,7 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
-from ..errors import ArchiveError
+from ..errors import ArchiveError, BadRequest, NotFound
 from ..http import Handler, Request, Response, error_response
 
 log = logging.getLogger(__name__)
@@ -33,6 +33,28 @@ class OrthancHost:
             return json.loads(self._sdk.RestApiGet(uri))
         except self._sdk.OrthancException:
             return None
+
+    def rest_get_after_plugins(self, uri: str) -> bytes:
+        try:
+            return bytes(self._sdk.RestApiGetAfterPlugins(uri))
+        except self._sdk.OrthancException as exc:
+            raise self._translate(exc, uri) from exc
+
+    def dicomweb_root(self) -> str:
+        configuration = json.loads(self._sdk.GetConfiguration())
+        root = (configuration.get("DicomWeb") or {}).get("Root", "/dicom-web/")
+        return str(root)
+
+    def _translate(self, exc: Exception, uri: str) -> ArchiveError:
+        code = exc.args[0] if exc.args else None
+        errors = self._sdk.ErrorCode
+        text = f"{uri}: {exc.args[1] if len(exc.args) > 1 else exc}"
+        if code in (errors.UNKNOWN_RESOURCE, errors.INEXISTENT_ITEM):
+            return NotFound(text)
+        if code in (errors.BAD_REQUEST, errors.BAD_FILE_FORMAT, errors.PARAMETER_OUT_OF_RANGE,
+                    errors.BAD_PARAMETER_TYPE):
+            return BadRequest(text)
+        return ArchiveError(text)
 
     def _make_callback(self, table: dict[str, Handler]) -> Any:
         def callback(output: Any, uri: str, **request: Any) -> None:
@@ -66,6 +88,8 @@ class OrthancHost:
         if response.status == 200:
             output.AnswerBuffer(response.body, response.content_type)
         else:
+            # Python plugin 4.0 takes the body of an error answer as str, with its size in bytes.
             output.SetHttpHeader("Content-Type", response.content_type)
-            output.SendHttpStatus(response.status, response.body)
+            text = response.body.decode("utf-8", errors="replace")
+            output.SendHttpStatus(response.status, text, len(text.encode("utf-8")))
 
