@@ -24,6 +24,8 @@ from regional_archive import jsonc
 
 REPO = Path(__file__).resolve().parents[2]
 CONFIG_DIR = REPO / "config"
+#: Built by scripts/setup; raises the 100 KiB stacks of Debian's civetweb HTTP threads.
+THREAD_STACK_SHIM = REPO / ".cache" / "lib" / "libarchive-thread-stack.so"
 
 
 def free_port() -> int:
@@ -92,8 +94,11 @@ class ArchiveProcess:
         overrides = deep_merge(ports, self.overrides)
         config = render_config(self.workdir / "config", overrides)
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        if not THREAD_STACK_SHIM.is_file():
+            raise StartupFailed(f"{THREAD_STACK_SHIM} is missing: run scripts/setup", "", None)
         env = dict(os.environ, ARCHIVE_HOME=str(REPO), ARCHIVE_DATA=str(self.data_dir),
-                   ARCHIVE_VENV=str(REPO / ".venv"), TCP_NODELAY="1")
+                   ARCHIVE_VENV=str(REPO / ".venv"), TCP_NODELAY="1",
+                   LD_PRELOAD=str(THREAD_STACK_SHIM))
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(["Orthanc", str(config)], stdout=log, stderr=log,
                                         env=env, cwd=self.workdir)

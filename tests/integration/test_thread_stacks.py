@@ -1,0 +1,55 @@
+"""Orthanc's HTTP threads have room for GDCM (see orthanc-plugins/native/thread_stack.c).
+
+Without the preloaded shim, Debian's civetweb gives each HTTP worker 100 KiB of stack and every
+JPEG 2000 → Explicit VR Little Endian transcoding by the GDCM plugin overflows it: the archive
+died with SIGSEGV in gdcm::ImageWriter::Write in about half of the test runs.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+import requests
+from dicomweb_client.api import DICOMwebClient
+
+from tests.support import dicom_data as dd
+from tests.support.archive_process import ArchiveProcess
+
+CIVETWEB_DEBIAN_STACK = 100 * 1024
+MIN_STACK = 4 * 1024 * 1024
+
+
+def anonymous_rw_mapping_sizes(pid: int) -> Counter[int]:
+    sizes: Counter[int] = Counter()
+    for line in Path(f"/proc/{pid}/maps").read_text().splitlines():
+        fields = line.split()
+        if len(fields) == 5 and fields[1].startswith("rw"):
+            start, end = (int(x, 16) for x in fields[0].split("-"))
+            sizes[end - start] += 1
+    return sizes
+
+
+def test_http_worker_stacks_are_raised(archive: ArchiveProcess) -> None:
+    assert archive.process is not None
+    sizes = anonymous_rw_mapping_sizes(archive.process.pid)
+    assert sizes[CIVETWEB_DEBIAN_STACK] == 0, "civetweb threads still have 100 KiB stacks"
+    assert sum(n for size, n in sizes.items() if size >= MIN_STACK) >= 50  # HttpThreadsCount
+
+
+def test_repeated_jpeg2000_transcoding_keeps_the_archive_alive(
+        archive: ArchiveProcess, tmp_path: Path) -> None:
+    patient = dd.Patient(f"STACK-{dd.unique_token()}", "石^磊")
+    original = dd.mr_series(patient, dd.Study(), slices=1, rows=256, columns=256)[0]
+    source = dd.write_file(original, tmp_path / "source.dcm")
+    encoded = dd.encode(source, tmp_path / "j2k.dcm", dd.JPEG_2000_LOSSLESS)
+    r = requests.post(f"{archive.url}/instances", data=encoded.read_bytes(), timeout=30)
+    assert r.status_code == 200, r.text
+    client = DICOMwebClient(url=f"{archive.url}/dicom-web")
+    uids = (str(original.StudyInstanceUID), str(original.SeriesInstanceUID),
+            str(original.SOPInstanceUID))
+    for attempt in range(30):
+        ds = client.retrieve_instance(*uids, media_types=(("application/dicom", dd.EXPLICIT_VR_LE),))
+        assert str(ds.file_meta.TransferSyntaxUID) == dd.EXPLICIT_VR_LE, f"attempt {attempt}"
+        assert (dd.pixels(ds) == dd.pixels(original)).all(), f"attempt {attempt}"
+        assert archive.process is not None and archive.process.poll() is None, "Orthanc died"
