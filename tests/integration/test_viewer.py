@@ -8,13 +8,9 @@ under the artifacts folder, and check the pixels of the viewports in the screens
 
 from __future__ import annotations
 
-import base64
 import io
-import itertools
 import json
 import logging
-import subprocess
-import time
 import uuid
 from urllib.parse import quote
 from collections.abc import Iterator, Sequence
@@ -25,11 +21,11 @@ from typing import Any
 
 import pytest
 import requests
-import websocket
 from PIL import Image, ImageStat
 from pydicom import Dataset
 from pydicom.filewriter import dcmwrite
 
+from archive_tools.devtools import Chromium, Page
 from archive_tools.synthetic import PatientInfo, ct_volume
 from tests.support.archive_process import ArchiveProcess
 
@@ -38,7 +34,6 @@ pytestmark = pytest.mark.integration
 log = logging.getLogger(__name__)
 
 ROOT = "/ohif/"
-CHROMIUM = "/usr/bin/chromium"
 VIEWPORT = {"width": 1600, "height": 1000}
 RENDER_TIMEOUT = 45.0
 
@@ -193,83 +188,17 @@ def ct_study(archive: ArchiveProcess) -> Study:
 # --- headless Chromium over the DevTools protocol ------------------------------------------
 
 
-class DevToolsError(RuntimeError):
-    pass
+def _wait(page: Page, expression: str, what: str, timeout: float = RENDER_TIMEOUT) -> Any:
+    """Poll a JavaScript expression until it is truthy; its value is returned."""
+    try:
+        return page.wait_for(expression, timeout, interval=0.25)
+    except TimeoutError:
+        raise AssertionError(f"timed out waiting for {what}; page says: {page.text()[:500]!r}; "
+                             f"errors: {page.errors()[:5]}") from None
 
 
-class Page:
-    """One Chromium tab, driven over the Chrome DevTools Protocol (JSON over a websocket)."""
-
-    def __init__(self, ws_url: str) -> None:
-        self._ws = websocket.create_connection(ws_url, timeout=60, suppress_origin=True)
-        self._ids = itertools.count(1)
-        self.events: list[dict[str, Any]] = []
-
-    def call(self, method: str, **params: Any) -> dict[str, Any]:
-        request_id = next(self._ids)
-        self._ws.send(json.dumps({"id": request_id, "method": method, "params": params}))
-        while True:
-            message = json.loads(self._ws.recv())
-            if message.get("id") == request_id:
-                if "error" in message:
-                    raise DevToolsError(f"{method}: {message['error']}")
-                return dict(message["result"])
-            self.events.append(message)
-
-    def evaluate(self, expression: str) -> Any:
-        result = self.call("Runtime.evaluate", expression=expression, returnByValue=True,
-                           awaitPromise=True)
-        if "exceptionDetails" in result:
-            raise DevToolsError(f"{expression[:80]}…: {result['exceptionDetails']}")
-        return result["result"].get("value")
-
-    def open(self, url: str) -> None:
-        self.events.clear()
-        self.call("Page.navigate", url=url)
-
-    def wait_for(self, expression: str, what: str, timeout: float = RENDER_TIMEOUT) -> Any:
-        """Poll a JavaScript expression until it is truthy; its value is returned."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                value = self.evaluate(expression)
-            except DevToolsError:  # the page is navigating
-                value = None
-            if value:
-                return value
-            time.sleep(0.25)
-        raise AssertionError(f"timed out waiting for {what}; page says: {self.text()[:500]!r}; "
-                             f"errors: {self.errors()[:5]}")
-
-    def text(self) -> str:
-        return str(self.evaluate("document.body ? document.body.innerText : ''") or "")
-
-    def errors(self) -> list[str]:
-        out = []
-        for event in self.events:
-            if event.get("method") == "Runtime.exceptionThrown":
-                out.append(json.dumps(event["params"]["exceptionDetails"])[:300])
-            elif (event.get("method") == "Runtime.consoleAPICalled"
-                  and event["params"]["type"] == "error"):
-                out.append(json.dumps(event["params"]["args"], ensure_ascii=False)[:300])
-        return out
-
-    def responses(self) -> list[tuple[int, str]]:
-        """(status, URL) of every HTTP response the page received since it was opened."""
-        return [(int(e["params"]["response"]["status"]), str(e["params"]["response"]["url"]))
-                for e in self.events if e.get("method") == "Network.responseReceived"]
-
-    def screenshot(self) -> Image.Image:
-        data = self.call("Page.captureScreenshot", format="png")["data"]
-        return Image.open(io.BytesIO(base64.b64decode(data))).convert("RGB")
-
-    def click(self, x: float, y: float) -> None:
-        for kind in ("mouseMoved", "mousePressed", "mouseReleased"):
-            self.call("Input.dispatchMouseEvent", type=kind, x=x, y=y, button="left",
-                      clickCount=1)
-
-    def close(self) -> None:
-        self._ws.close()
+def _screenshot(page: Page) -> Image.Image:
+    return Image.open(io.BytesIO(page.screenshot())).convert("RGB")
 
 
 #: A returning user: OHIF's first-visit tour and investigational-use banner are acknowledged,
@@ -317,53 +246,13 @@ def _rendered(count: int) -> str:
             f"return v.length >= {count} && v.every(x => x.levels > 20) ? v : null; }})()")
 
 
-class Chromium:
-    def __init__(self, profile: Path, log_path: Path) -> None:
-        self._log = log_path.open("ab")
-        self.process = subprocess.Popen(
-            [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu",
-             "--enable-unsafe-swiftshader",  # WebGL on the CPU; Chromium no longer falls back
-             "--disable-background-networking", "--disable-component-update", "--disable-sync",
-             "--no-first-run", "--hide-scrollbars", "--mute-audio", "--disable-dev-shm-usage",
-             f"--user-data-dir={profile}", "--remote-debugging-port=0", "about:blank"],
-            stdout=self._log, stderr=self._log,
-        )
-        port_file = profile / "DevToolsActivePort"
-        deadline = time.monotonic() + 30
-        while not (port_file.exists() and port_file.read_text().strip()):
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError(f"Chromium did not start; see {log_path}")
-            time.sleep(0.05)
-        port = int(port_file.read_text().split()[0])
-        targets = requests.get(f"http://127.0.0.1:{port}/json/list", timeout=10).json()
-        [tab] = [t for t in targets if t["type"] == "page"]
-        self.page = Page(tab["webSocketDebuggerUrl"])
-        self.page.call("Runtime.enable")
-        self.page.call("Page.enable")
-        self.page.call("Network.enable")
-        self.page.call("Emulation.setDeviceMetricsOverride", deviceScaleFactor=1, mobile=False,
-                       **VIEWPORT)
-        self.page.call("Page.addScriptToEvaluateOnNewDocument", source=_RETURNING_USER)
-
-    def stop(self) -> None:
-        if hasattr(self, "page"):
-            self.page.close()
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self._log.close()
-
-
 @pytest.fixture(scope="module")
 def chromium(tmp_path_factory: pytest.TempPathFactory, artifacts_dir: Path) -> Iterator[Chromium]:
     browser = Chromium(tmp_path_factory.mktemp("chromium-profile"),
-                       artifacts_dir / "viewer-chromium.log")
+                       artifacts_dir / "viewer-chromium.log", width=VIEWPORT["width"],
+                       height=VIEWPORT["height"], network=True, keep_events=None)
     try:
+        browser.tab.call("Page.addScriptToEvaluateOnNewDocument", source=_RETURNING_USER)
         yield browser
     finally:
         browser.stop()
@@ -372,8 +261,8 @@ def chromium(tmp_path_factory: pytest.TempPathFactory, artifacts_dir: Path) -> I
 @pytest.fixture
 def page(chromium: Chromium, archive: ArchiveProcess) -> Page:
     """The tab, as a browser that has never visited the archive (no stored language)."""
-    chromium.page.call("Storage.clearDataForOrigin", origin=archive.url, storageTypes="all")
-    return chromium.page
+    chromium.tab.call("Storage.clearDataForOrigin", origin=archive.url, storageTypes="all")
+    return chromium.tab
 
 
 def _viewer_url(archive: ArchiveProcess, study: Study, extra: str = "", route: str = "viewer") -> str:
@@ -401,8 +290,8 @@ def test_ct_opens_by_url_in_the_default_language(
     page: Page, archive: ArchiveProcess, ct_study: Study, artifacts_dir: Path
 ) -> None:
     page.open(_viewer_url(archive, ct_study))
-    viewports = page.wait_for(_rendered(1), "the CT to render")
-    shot = page.screenshot()
+    viewports = _wait(page, _rendered(1), "the CT to render")
+    shot = _screenshot(page)
     _save(shot, artifacts_dir, "viewer-ct-zh.png")
     for viewport in viewports:
         _assert_shows_an_image(shot, viewport, "axial CT")
@@ -426,8 +315,8 @@ def test_english_with_lng_and_the_choice_sticks(
 ) -> None:
     # Also a nested client-side route, as after a reload: /ohif/viewer/<data source>?…
     page.open(_viewer_url(archive, ct_study, "&lng=en", route="viewer/dicomweb"))
-    viewports = page.wait_for(_rendered(1), "the CT to render")
-    shot = page.screenshot()
+    viewports = _wait(page, _rendered(1), "the CT to render")
+    shot = _screenshot(page)
     _save(shot, artifacts_dir, "viewer-ct-en.png")
     for viewport in viewports:
         _assert_shows_an_image(shot, viewport, "axial CT")
@@ -435,30 +324,30 @@ def test_english_with_lng_and_the_choice_sticks(
     assert "检查" not in page.text()
     # Reopened without ?lng=: OHIF remembers the choice; the archive's default does not override.
     page.open(_viewer_url(archive, ct_study))
-    page.wait_for(_rendered(1), "the CT to render again")
+    _wait(page, _rendered(1), "the CT to render again")
     assert "Studies" in page.text()
 
 
 def test_study_list_searches_chinese_names(page: Page, archive: ArchiveProcess,
                                            ct_study: Study) -> None:
     page.open(f"{archive.url}{ROOT}?patientName={quote('欧阳')}")
-    text = page.wait_for(f"document.body.innerText.includes({json.dumps(ct_study.accession)})"
-                         " && document.body.innerText", "the study in the list")
+    text = _wait(page, f"document.body.innerText.includes({json.dumps(ct_study.accession)})"
+                       " && document.body.innerText", "the study in the list")
     assert "欧阳, 娜娜" in text  # the name, decoded from UTF-8 DICOM PN
     assert "胸部CT增强扫描" in text  # StudyDescription: includefield=00081030,00080060 honoured
     assert "检查列表" in text  # the study list, in Chinese
     page.open(f"{archive.url}{ROOT}?patientName={quote('无此患者')}")
-    page.wait_for("document.body.innerText.includes('没有数据')", "an empty list")
+    _wait(page, "document.body.innerText.includes('没有数据')", "an empty list")
     assert ct_study.accession not in page.text()
 
 
 def test_series_filter_by_url(page: Page, archive: ArchiveProcess, ct_study: Study) -> None:
     thumbnails = "document.querySelectorAll('[data-cy=\"study-browser-thumbnail\"]').length"
     page.open(_viewer_url(archive, ct_study))
-    page.wait_for(_rendered(1), "the CT to render")
-    assert page.wait_for(f"{thumbnails} >= 2 && {thumbnails}", "both series' thumbnails") == 2
+    _wait(page, _rendered(1), "the CT to render")
+    assert _wait(page, f"{thumbnails} >= 2 && {thumbnails}", "both series' thumbnails") == 2
     page.open(_viewer_url(archive, ct_study, f"&SeriesInstanceUIDs={ct_study.series_uids[1]}"))
-    page.wait_for(_rendered(1), "the filtered series to render")
+    _wait(page, _rendered(1), "the filtered series to render")
     assert page.evaluate(thumbnails) == 1
     assert "薄层 scout" in page.text()
     assert "胸部增强 纵隔窗" not in page.text()
@@ -470,21 +359,21 @@ def test_mpr_of_the_ct_volume(
     volume = f"&SeriesInstanceUIDs={ct_study.series_uids[0]}"
     # From the layout menu, as a radiologist would (OHIF offers MPR for reconstructable volumes).
     page.open(_viewer_url(archive, ct_study, volume))
-    page.wait_for(_rendered(1), "the CT to render")
-    page.click(*page.wait_for(_centre('[data-cy="Layout"]'), "the layout button"))
+    _wait(page, _rendered(1), "the CT to render")
+    page.click(*_wait(page, _centre('[data-cy="Layout"]'), "the layout button"))
     # The item is named after its label: "MPR", or "多平面重建" in the Chinese UI.
-    page.click(*page.wait_for(_centre('[data-cy="MPR"], [data-cy="多平面重建"]'),
-                              "MPR in the layout menu", 10))
-    page.wait_for(_rendered(3), "three MPR viewports after choosing MPR")
+    page.click(*_wait(page, _centre('[data-cy="MPR"], [data-cy="多平面重建"]'),
+                      "MPR in the layout menu", 10))
+    _wait(page, _rendered(3), "three MPR viewports after choosing MPR")
 
     # By URL, straight into OHIF's MPR hanging protocol: axial, sagittal and coronal.
     page.open(_viewer_url(archive, ct_study, volume + "&hangingProtocolId=mpr"))
-    page.wait_for(_rendered(3), "three MPR viewports to render")
-    page.wait_for(_VOLUMES_LOADED, "every slice of the volume")
-    page.evaluate(_PAINTED)
-    viewports = page.wait_for(_rendered(3), "three MPR viewports to render the whole volume")
+    _wait(page, _rendered(3), "three MPR viewports to render")
+    _wait(page, _VOLUMES_LOADED, "every slice of the volume")
+    page.evaluate(_PAINTED, await_promise=True)
+    viewports = _wait(page, _rendered(3), "three MPR viewports to render the whole volume")
     assert len(viewports) == 3
-    shot = page.screenshot()
+    shot = _screenshot(page)
     _save(shot, artifacts_dir, "viewer-ct-mpr.png")
     for name, viewport in zip(("axial", "sagittal", "coronal"), viewports):
         _assert_shows_an_image(shot, viewport, name)

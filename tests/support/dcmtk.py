@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 
+from archive_tools.processes import stop_process
 from tests.support.archive_process import free_port
 
 Arg = str | Path | int
@@ -152,14 +153,8 @@ class StoreScp:
         return sorted(p for p in self.folder.iterdir() if p.is_file())
 
     def stop(self) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        if self.process is not None:
+            stop_process(self.process, timeout=10)
 
     def __enter__(self) -> "StoreScp":
         return self.start()
