@@ -1,0 +1,476 @@
+"""The ``scripts/bench`` command: run the scenarios, write the results, print the table.
+
+Run it through ``scripts/bench``, which puts it in a private network namespace with only
+loopback (Orthanc 1.10 cannot bind 127.0.0.1 alone). Every process it starts is stopped when it
+ends, also on error, Ctrl-C or SIGTERM.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import logging
+import shutil
+import signal
+import sys
+import time
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+from typing import Any, Final
+
+import requests
+
+from ..devtools import Chromium, DevToolsError
+from ..orthanc_process import REPO, StartupFailed
+from . import dicomweb, ingest, machine, plan as plans, profiling, report, viewer
+from .data import DataCache, DataSet, describe
+from .fleet import FleetFailed
+from .results import SLOWER_THAN, MetricResult, build_document, results_table, validate_document
+from .runner import CaseFailed, Runner
+from .servers import OURS, VANILLA, Server, ServerError, start
+from .servers import ours as ours_process
+from .servers import vanilla as vanilla_process
+
+log = logging.getLogger(__name__)
+
+PROG: Final = "bench"
+BENCHMARKS: Final = REPO / "benchmarks"
+RESULTS: Final = BENCHMARKS / "results"
+QUICK_RESULTS: Final = BENCHMARKS / "tmp" / "results-quick"
+CACHE: Final = BENCHMARKS / "tmp" / "data"
+RUNS: Final = BENCHMARKS / "tmp"
+OHIF_DIST: Final = REPO / ".cache" / "ohif" / "dist"
+OHIF_VERSION: Final = REPO / "ohif-config" / "OHIF_VERSION"
+#: Failures that void a scenario but not the run: the others still run and are reported.
+#: Profiles cover at least this many seconds of the case (run again and again).
+PROFILE_SECONDS: Final = 8.0
+SCENARIO_ERRORS: Final = (CaseFailed, ServerError, FleetFailed, DevToolsError, StartupFailed,
+                          requests.RequestException, OSError, TimeoutError)
+
+
+class Interrupted(BaseException):
+    """SIGTERM or SIGHUP: unwind like Ctrl-C, stopping every server."""
+
+
+def _interrupt(signum: int, _frame: FrameType | None) -> None:
+    raise Interrupted(signal.Signals(signum).name)
+
+
+def _scenarios(text: str) -> list[str]:
+    names = [s.strip() for s in text.split(",") if s.strip()]
+    unknown = [n for n in names if n not in plans.SCENARIOS]
+    if unknown:
+        raise argparse.ArgumentTypeError(f"unknown scenario(s) {', '.join(unknown)}; "
+                                         f"choose from {', '.join(plans.SCENARIOS)}")
+    return names
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog=PROG, description="Benchmark our archive against vanilla Orthanc, side by side: "
+        "DIMSE and STOW-RS ingest, WADO-RS, QIDO-RS and the OHIF viewer. Writes "
+        "benchmarks/results/<time>.json, latest.json and latest.md, and prints a table.")
+    parser.add_argument("--quick", action="store_true",
+                        help="small sizes and one repetition: a smoke run of a few minutes "
+                        f"(results go to {QUICK_RESULTS.relative_to(REPO)} unless --results)")
+    parser.add_argument("--only", type=_scenarios, metavar="LIST",
+                        help=f"comma-separated scenarios to run ({','.join(plans.SCENARIOS)})")
+    parser.add_argument("--skip", type=_scenarios, default=[], metavar="LIST",
+                        help="comma-separated scenarios to leave out")
+    parser.add_argument("--reps", type=int, metavar="N",
+                        help="A/B repetitions of every case (default: per scenario, see plan.py)")
+    parser.add_argument("--results", type=Path, metavar="DIR",
+                        help=f"results folder (default: {RESULTS.relative_to(REPO)})")
+    parser.add_argument("--cache", type=Path, default=CACHE, metavar="DIR",
+                        help="where generated instances are kept between runs "
+                        "(default: %(default)s)")
+    parser.add_argument("--profile", choices=("auto", "always", "never"), default="auto",
+                        help="py-spy our Orthanc during the worst case: when ours is >10%% "
+                        "slower (auto, default), always, or never")
+    parser.add_argument("--no-recheck", action="store_true",
+                        help="do not measure again the cases where ours looks >10%% slower")
+    parser.add_argument("--keep-data", action="store_true",
+                        help="keep both servers' data folders after the run")
+    parser.add_argument("--note", action="append", default=[], metavar="TEXT",
+                        help="a note for the results (e.g. what else ran on the machine)")
+    parser.add_argument("--report", type=Path, metavar="JSON",
+                        help="run nothing: print the table and write the .md of a results file")
+    parser.add_argument("--explain", type=Path, metavar="MD",
+                        help="a Markdown file explaining the results (slow spots, profiles), "
+                        "kept in the results as 'analysis'; with --report, added to that file")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    args = parser.parse_args(argv)
+    if args.reps is not None and args.reps < 1:
+        parser.error("--reps must be at least 1")
+    return args
+
+
+@dataclass
+class Run:
+    """Everything one benchmark run holds, passed to each scenario."""
+
+    plan: plans.Plan
+    workdir: Path
+    results_dir: Path
+    stamp: str
+    cache: DataCache
+    stack: ExitStack
+    servers: dict[str, Server] = field(default_factory=dict)
+    runner: Runner | None = None
+    sets: dict[str, DataSet] = field(default_factory=dict)
+    loaded: dict[str, set[str]] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def measure(self) -> Runner:
+        assert self.runner is not None
+        return self.runner
+
+    def load(self, data: DataSet) -> None:
+        """Store ``data`` into both servers unless it is there already."""
+        for name in (OURS, VANILLA):
+            if data.name in self.loaded.setdefault(name, set()):
+                continue
+            seconds = ingest.load(self.servers[name], data)
+            log.info("loaded %s into %s: %d instances in %.1f s", data.name, name, data.count,
+                     seconds)
+            self.loaded[name].add(data.name)
+
+    def unload(self, data: DataSet) -> None:
+        for name, server in self.servers.items():
+            server.delete_studies(data.study_uids)
+            self.loaded.setdefault(name, set()).discard(data.name)
+
+
+# --- data ---------------------------------------------------------------------------------
+
+
+def make_data(run: Run, scenarios: Sequence[str]) -> None:
+    """Generate (or find in the cache) every set the chosen scenarios need, before any server
+    runs, so generating never competes with a measurement."""
+    p, cache = run.plan, run.cache
+    if {"dimse", "stow", "wado", "viewer"} & set(scenarios):
+        run.sets["ct"] = cache.ct(f"ct-{p.ct_slices}", p.ct_slices)
+    if {"dimse", "stow"} & set(scenarios):
+        run.sets["dx"] = cache.dx(f"dx-{p.dx_count}", p.dx_count)
+    if "wado" in scenarios:
+        run.sets["series"] = cache.ct(f"ct-{p.series_slices}-series", p.series_slices, seed=5)
+    if "qido" in scenarios:
+        low, high = p.tiny_levels
+        run.sets["tiny-low"] = cache.tiny(f"tiny-0-{low}", 0, low)
+        run.sets["tiny-high"] = cache.tiny(f"tiny-{low}-{high - low}", low, high - low)
+
+
+# --- scenarios ----------------------------------------------------------------------------
+
+
+def run_ingest(run: Run, tools: Sequence[ingest.Tool]) -> None:
+    small, large = run.sets["ct"], run.sets["dx"]
+    run.unload(small)
+    try:
+        for case in ingest.cases(small, large, run.plan.parallel, tools, run.plan.stow_batch):
+            reps = run.plan.reps_small if case.size == "small" else run.plan.reps_large
+            run.measure.measure(case, reps)
+    finally:
+        run.unload(small)
+        run.unload(large)
+
+
+def run_dimse(run: Run) -> None:
+    run_ingest(run, ("storescu", "pynetdicom"))
+
+
+def run_stow(run: Run) -> None:
+    run_ingest(run, ("stow",))
+
+
+def run_wado(run: Run) -> None:
+    p = run.plan
+    study, series = run.sets["ct"], run.sets["series"]
+    run.load(study)
+    run.load(series)
+    for case in dicomweb.wado_cases(study, series, metadata_requests=p.metadata_requests,
+                                    frame_requests=p.frame_requests,
+                                    rendered_requests=p.rendered_requests,
+                                    metadata_clients=p.metadata_clients,
+                                    frame_clients=p.frame_clients):
+        run.measure.measure(case, p.reps_read)
+
+
+def run_qido(run: Run) -> None:
+    p = run.plan
+    low, high = run.sets["tiny-low"], run.sets["tiny-high"]
+    viewer_route = run.servers[OURS].answers(f"{dicomweb.VIEWER_QIDO}/studies?limit=1")
+    if not viewer_route:
+        run.notes.append("ours has no /api/dicom-web QIDO-RS route: its viewer route is not "
+                         "measured")
+    uids: list[str] = []
+    for level, data in zip(p.tiny_levels, (low, high)):
+        run.measure.measure(dicomweb.LoadCase(data, level), 1)
+        for name in (OURS, VANILLA):
+            run.loaded.setdefault(name, set()).add(data.name)
+        uids += data.study_uids
+        paths = dicomweb.qido_paths(level, uids, p.qido_queries)
+        for kind in dicomweb.QIDO_KINDS:
+            routes: list[dicomweb.Route] = ["dicom-web", "viewer"] if viewer_route else ["dicom-web"]
+            for route in routes:
+                case = dicomweb.QidoCase(kind, level, paths[kind], route)
+                counts = dicomweb.answer_counts(case, run.servers)
+                results = run.measure.measure(case, p.reps_read)
+                if len(set(counts.values())) > 1:
+                    text = ("answers differ on the first search: " +
+                            ", ".join(f"{k} {v} matches" for k, v in counts.items()))
+                    for result in results:
+                        result.notes.append(text)
+
+
+def run_viewer(run: Run) -> None:
+    ours = run.servers[OURS]
+    if not ours.answers(viewer.ROOT + "index.html"):
+        raise ServerError("ours does not serve the viewer (is OHIF installed? scripts/setup)")
+    study = run.sets["ct"]
+    run.load(study)
+    folder = run.workdir / "ohif-vanilla"
+    run.notes += viewer.publish_for_vanilla(ours, folder)
+    chromium = run.stack.enter_context(
+        Chromium(run.workdir / "chromium-profile", run.workdir / "chromium.log"))
+    case = viewer.ViewerCase(chromium, study.study_uids[0], study.count,
+                             screenshots=run.workdir)
+    run.measure.measure(case, run.plan.reps_read)
+
+
+SCENARIO_FUNCTIONS: Final[dict[str, Callable[[Run], None]]] = {
+    "dimse": run_dimse, "stow": run_stow, "wado": run_wado, "qido": run_qido,
+    "viewer": run_viewer,
+}
+
+
+# --- profiling ------------------------------------------------------------------------------
+
+
+def consistent(result: MetricResult) -> bool:
+    """Ours worse in at least 3 of 4 paired runs (or in the only one): likely not noise."""
+    worse, pairs = result.paired_worse()
+    return pairs > 0 and worse / pairs >= 0.75
+
+
+def profile(run: Run, mode: str, limit: int = 2) -> list[dict[str, Any]]:
+    runner = run.measure
+    if mode == "never":
+        return []
+    comparable = [r for r in runner.results() if r.slowdown is not None
+                  and (case := runner.case(r.case)) is not None and case.repeatable]
+    comparable.sort(key=lambda r: -(r.slowdown or 0.0))
+    chosen: list[tuple[MetricResult, str]] = []
+    for r in comparable:
+        if r.verdict == "slower" and r.case not in {c.case for c, _ in chosen}:
+            worse, pairs = r.paired_worse()
+            how = "consistently" if consistent(r) else "not consistently"
+            chosen.append((r, f"ours {((r.slowdown or 1) - 1) * 100:.0f}% slower on "
+                              f"{r.spec.name}, {how}: worse in {worse} of {pairs} paired runs"))
+    if mode == "always" and not chosen and comparable:
+        chosen.append((comparable[0], "forced by --profile always"))
+    profiles = []
+    ours = run.servers[OURS]
+    for result, reason in chosen[:limit]:
+        case = runner.case(result.case)
+        assert case is not None
+        base = run.results_dir / "profiles" / f"{run.stamp}-{dicomweb.slug(case.key)}"
+        raw, svg = base.with_suffix(".txt"), base.with_suffix(".svg")
+        log.info("profiling %s on ours with py-spy (%s)", case.key, reason)
+        entry: dict[str, Any] = {"case": case.key, "metric": result.spec.name, "reason": reason,
+                                 "svg": f"profiles/{svg.name}", "stacks": f"profiles/{raw.name}",
+                                 "pid": ours.pid, "rate": profiling.RATE}
+        runs = 0
+        try:
+            with profiling.recording(ours.pid, raw):
+                deadline = time.monotonic() + PROFILE_SECONDS
+                while runs == 0 or (time.monotonic() < deadline and runs < 50):
+                    case.run(ours)
+                    runs += 1
+        except (profiling.ProfilerMissing, CaseFailed, OSError) as error:
+            entry["note"] = f"profiling failed: {error}"
+            profiles.append(entry)
+            continue
+        everything = profiling.Profile.parse(raw.read_text(errors="replace") if raw.exists() else "")
+        active = everything.active()
+        svg.write_text(profiling.graph(everything, f"ours (pid {ours.pid}) during {case.key}"))
+        entry.update(runs=runs, samples=everything.total, busy_samples=active.total,
+                     python_share=round(active.python_share(), 3),
+                     heaviest_python=[vars(w) for w in active.inclusive()],
+                     heaviest_self=[vars(w) for w in active.leaves()])
+        if active.python_share() < 0.05:
+            entry["note"] = ("py-spy saw (almost) no Python at work in our Orthanc during this "
+                             "case: the time is spent in Orthanc's C++ threads, not in our "
+                             "plugin's code")
+        profiles.append(entry)
+    return profiles
+
+
+# --- the run --------------------------------------------------------------------------------
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+
+
+def software(run: Run) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name, server in run.servers.items():
+        try:
+            out[name] = server.versions()
+        except (ServerError, requests.RequestException) as error:
+            out[name] = {"error": str(error)}
+    out["tools"] = machine.tool_versions()
+    out["ohif"] = OHIF_VERSION.read_text().strip() if OHIF_VERSION.exists() else None
+    return out
+
+
+def settings(run: Run, scenarios: Sequence[str]) -> dict[str, Any]:
+    p = run.plan
+    return {"scenarios": list(scenarios), "plan": {k: v for k, v in vars(p).items()},
+            "slower_than": SLOWER_THAN, "servers": {
+                OURS: "config/ as shipped: Orthanc + DICOMweb + GDCM + Python plugin "
+                      "(regional_archive, all default features)",
+                VANILLA: "same config/ and binaries without the Python plugin (and archive.json); "
+                         "ServeFolders serving the same OHIF build"}}
+
+
+def execute(args: argparse.Namespace) -> tuple[dict[str, Any], Path]:
+    plan = plans.QUICK if args.quick else plans.FULL
+    if args.reps is not None:
+        plan = plan.with_reps(args.reps)
+    scenarios = [s for s in (args.only or plans.SCENARIOS) if s not in args.skip]
+    started = _now()
+    stamp = started.strftime("%Y%m%d-%H%M%S")
+    results_dir = args.results or (QUICK_RESULTS if args.quick else RESULTS)
+    workdir = RUNS / f"run-{stamp}"
+    workdir.mkdir(parents=True, exist_ok=True)
+    background = machine.BackgroundLoad()
+    background.start()
+    errors: list[str] = []
+    notes: list[str] = list(args.note)
+    clock = time.monotonic()
+    with ExitStack() as stack:
+        run = Run(plan, workdir, results_dir, stamp, DataCache(args.cache), stack)
+        make_data(run, scenarios)
+        ohif = OHIF_DIST.is_dir() and "viewer" in scenarios
+        if ohif:
+            viewer.link_build(OHIF_DIST, workdir / "ohif-vanilla")
+        elif "viewer" in scenarios:
+            errors.append(f"viewer: no OHIF build at {OHIF_DIST} (scripts/setup installs it)")
+            scenarios = [s for s in scenarios if s != "viewer"]
+        for name, process in ((OURS, ours_process(workdir / OURS)),
+                              (VANILLA, vanilla_process(workdir / VANILLA,
+                                                        workdir / "ohif-vanilla" if ohif else None))):
+            stack.callback(process.stop)
+            run.servers[name] = start(name, process)
+        run.runner = Runner(run.servers, plan.reps_read)
+        for scenario in scenarios:
+            log.info("=== %s ===", scenario)
+            try:
+                SCENARIO_FUNCTIONS[scenario](run)
+            except SCENARIO_ERRORS as error:
+                log.error("%s failed: %s", scenario, error)
+                errors.append(f"{scenario}: {type(error).__name__}: {error}")
+        if not args.no_recheck:
+            rechecked = run.measure.recheck(plan.recheck_reps, plan.recheck_budget_s,
+                                            SLOWER_THAN)
+            if rechecked:
+                notes.append(f"rechecked with {plan.recheck_reps} more A/B runs each because "
+                             f"ours looked >10% slower: {', '.join(rechecked)}")
+        profiles = profile(run, args.profile)
+        versions = software(run)
+        errors += run.measure.errors
+        notes += run.notes
+    background.stop()
+    if not args.keep_data:  # logs, configurations and screenshots stay
+        for folder in (workdir / OURS / "data", workdir / VANILLA / "data",
+                       workdir / "chromium-profile"):
+            shutil.rmtree(folder, ignore_errors=True)
+    finished = _now()
+    doc = build_document(
+        started=started.isoformat(), finished=finished.isoformat(),
+        duration_s=time.monotonic() - clock, mode=plan.mode, argv=["scripts/bench", *sys.argv[1:]],
+        machine=machine.describe(workdir), software=versions, settings=settings(run, scenarios),
+        data=describe(list(run.sets.values())), metrics=run.measure.results(),
+        profiles=profiles, background=background.summary(), notes=notes, errors=errors)
+    problems = validate_document(doc)
+    if problems:
+        raise RuntimeError("results document does not follow its schema: " + "; ".join(problems))
+    return doc, results_dir
+
+
+def write(doc: dict[str, Any], results_dir: Path, stamp: str) -> list[Path]:
+    results_dir.mkdir(parents=True, exist_ok=True)
+    text = json.dumps(doc, indent=1, ensure_ascii=False) + "\n"
+    paths = [results_dir / f"{stamp}.json", results_dir / "latest.json",
+             results_dir / "latest.md"]
+    paths[0].write_text(text)
+    paths[1].write_text(text)
+    paths[2].write_text(report.markdown(doc))
+    return paths
+
+
+def stamp_of(doc: Mapping[str, Any]) -> str:
+    """``20250101-120000`` from the document's start time (the name of its file)."""
+    return str(doc["started"]).replace("-", "").replace(":", "").replace("T", "-")[:15]
+
+
+def rereport(path: Path, explain: Path | None) -> int:
+    """Print the table of a results file and rewrite its .md (and latest.* if it is the last
+    run); with ``explain``, store that analysis in the file first."""
+    doc = json.loads(path.read_text())
+    problems = validate_document(doc)
+    if problems:
+        sys.stderr.write(f"{PROG}: {path}: " + "; ".join(problems) + "\n")
+        return 1
+    if explain is not None:
+        doc["analysis"] = explain.read_text()
+    latest = path.parent / "latest.json"
+    is_latest = path.name == latest.name or (
+        latest.exists() and json.loads(latest.read_text()).get("started") == doc["started"])
+    if explain is not None:
+        text = json.dumps(doc, indent=1, ensure_ascii=False) + "\n"
+        for target in {path, latest} if is_latest else {path}:
+            target.write_text(text)
+    (latest if is_latest else path).with_suffix(".md").write_text(report.markdown(doc))
+    show(doc)
+    return 0
+
+
+def show(doc: dict[str, Any]) -> None:
+    out = sys.stdout
+    out.write(results_table(doc["results"]))
+    if doc["errors"]:
+        out.write("\nnot measured:\n" + "".join(f"  {e}\n" for e in doc["errors"]))
+    out.flush()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format=f"[{PROG}] %(asctime)s %(message)s", datefmt="%H:%M:%S",
+                        stream=sys.stderr)
+    for noisy in ("urllib3", "pynetdicom", "websocket"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    if args.report is not None:
+        return rereport(args.report, args.explain)
+    signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGHUP, _interrupt)
+    try:
+        doc, results_dir = execute(args)
+    except (KeyboardInterrupt, Interrupted) as why:
+        sys.stderr.write(f"{PROG}: interrupted ({why or 'Ctrl-C'}); every server stopped, "
+                         "no results written\n")
+        return 130
+    if args.explain is not None:
+        doc["analysis"] = args.explain.read_text()
+    paths = write(doc, results_dir, stamp_of(doc))
+    show(doc)
+    sys.stderr.write(f"[{PROG}] results: {', '.join(str(p) for p in paths)}\n")
+    return 1 if doc["errors"] else 0

@@ -1,0 +1,259 @@
+"""The benchmark's instances: made once, kept in a cache folder, described by a manifest.
+
+Three kinds, all synthetic (:mod:`archive_tools.synthetic` and a minimal image here):
+
+* CT volumes of 512×512 slices (≈0.5 MB each): the "small instance" of M19 ingest, the
+  1000-instance series of WADO-RS, the 500-slice study the viewer opens;
+* DX radiographs of 10-50 MB (the sizes of DX and mammography): the "large instance";
+* tiny one-instance studies (8×8 pixels, a few hundred bytes of pixels) to fill the index with
+  thousands of studies for QIDO-RS, fast to make and to store.
+
+A set is regenerated only when its manifest is missing or was made with other parameters.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final
+
+import numpy as np
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.uid import (
+    PYDICOM_IMPLEMENTATION_UID,
+    ExplicitVRLittleEndian,
+    SecondaryCaptureImageStorage,
+    generate_uid,
+)
+
+from .. import synthetic
+
+log = logging.getLogger(__name__)
+
+MANIFEST: Final = "manifest.json"
+#: (rows, columns) of the large instances, cycled: 10, 27, 40 and 50 MB of 16-bit pixels.
+DX_SIZES: Final = ((2560, 2048), (3328, 4096), (4000, 5000), (4800, 5200))
+TINY_MODALITIES: Final = ("CT", "MR", "DX", "US", "CR", "MG")
+
+
+@dataclass(frozen=True)
+class DataSet:
+    """Files of one set and what the benchmark needs to know about them."""
+
+    name: str
+    folder: Path
+    files: tuple[Path, ...]
+    sizes: tuple[int, ...]
+    sop_classes: tuple[str, ...]
+    study_uids: tuple[str, ...]
+    series_uids: tuple[str, ...]
+    sop_uids: tuple[str, ...]
+    description: str
+    generated_s: float
+
+    @property
+    def count(self) -> int:
+        return len(self.files)
+
+    @property
+    def total_bytes(self) -> int:
+        return sum(self.sizes)
+
+    def summary(self) -> dict[str, Any]:
+        return {"instances": self.count, "bytes": self.total_bytes,
+                "studies": len(self.study_uids), "description": self.description,
+                "generated_s": round(self.generated_s, 1)}
+
+
+def _load(folder: Path, name: str, params: dict[str, Any]) -> DataSet | None:
+    path = folder / MANIFEST
+    try:
+        manifest = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    if manifest.get("params") != params:
+        return None
+    files = tuple(folder / f for f in manifest["files"])
+    sizes = tuple(int(s) for s in manifest["sizes"])
+    if any(not f.is_file() or f.stat().st_size != s for f, s in zip(files, sizes)):
+        return None
+    return DataSet(name=name, folder=folder, files=files, sizes=sizes,
+                   sop_classes=tuple(manifest["sop_classes"]),
+                   study_uids=tuple(manifest["study_uids"]),
+                   series_uids=tuple(manifest["series_uids"]),
+                   sop_uids=tuple(manifest["sop_uids"]),
+                   description=manifest["description"],
+                   generated_s=float(manifest["generated_s"]))
+
+
+def _save(folder: Path, name: str, params: dict[str, Any], description: str,
+          files: Sequence[Path], datasets_info: Sequence[tuple[str, str, str, str]],
+          generated_s: float) -> DataSet:
+    """Write the manifest; ``datasets_info`` is (sop class, study, series, sop instance)."""
+    sizes = [f.stat().st_size for f in files]
+    study_uids = list(dict.fromkeys(i[1] for i in datasets_info))
+    series_uids = list(dict.fromkeys(i[2] for i in datasets_info))
+    manifest = {
+        "params": params,
+        "description": description,
+        "files": [f.name for f in files],
+        "sizes": sizes,
+        "sop_classes": sorted({i[0] for i in datasets_info}),
+        "study_uids": study_uids,
+        "series_uids": series_uids,
+        "sop_uids": [i[3] for i in datasets_info],
+        "generated_s": generated_s,
+    }
+    (folder / MANIFEST).write_text(json.dumps(manifest, indent=1))
+    loaded = _load(folder, name, params)
+    assert loaded is not None
+    return loaded
+
+
+def _info(ds: Dataset) -> tuple[str, str, str, str]:
+    return (str(ds.SOPClassUID), str(ds.StudyInstanceUID), str(ds.SeriesInstanceUID),
+            str(ds.SOPInstanceUID))
+
+
+def _fresh(folder: Path) -> None:
+    if folder.exists():
+        for f in folder.iterdir():
+            if f.is_file():
+                f.unlink()
+    folder.mkdir(parents=True, exist_ok=True)
+
+
+class DataCache:
+    """Sets of instances under ``root`` (``benchmarks/tmp/data`` by default)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def ct(self, name: str, slices: int, rows: int = 512, columns: int = 512,
+           seed: int = 0) -> DataSet:
+        """One CT series of ``slices`` slices (one study)."""
+        params = {"kind": "ct", "slices": slices, "rows": rows, "columns": columns,
+                  "seed": seed, "version": 1}
+        folder = self.root / name
+        found = _load(folder, name, params)
+        if found is not None:
+            return found
+        log.info("generating %s: CT %d slices of %dx%d", name, slices, rows, columns)
+        started = time.monotonic()
+        _fresh(folder)
+        volume = synthetic.ct_volume(slices, rows, columns, seed=seed)
+        info = [_info(ds) for ds in volume]
+        files = synthetic.write_files(volume, folder)
+        del volume
+        return _save(folder, name, params, f"CT {slices} slices {rows}x{columns} 16-bit",
+                     files, info, time.monotonic() - started)
+
+    def dx(self, name: str, count: int) -> DataSet:
+        """``count`` radiographs cycling through :data:`DX_SIZES` (one study each)."""
+        params = {"kind": "dx", "count": count, "sizes": [list(s) for s in DX_SIZES],
+                  "version": 1}
+        folder = self.root / name
+        found = _load(folder, name, params)
+        if found is not None:
+            return found
+        log.info("generating %s: %d DX of 10-50 MB", name, count)
+        started = time.monotonic()
+        _fresh(folder)
+        files, info = [], []
+        for i in range(count):
+            rows, columns = DX_SIZES[i % len(DX_SIZES)]
+            ds = synthetic.dx_image(rows, columns, seed=i)
+            info.append(_info(ds))
+            files += synthetic.write_files([ds], folder)
+        return _save(folder, name, params, f"DX {count} instances of 10-50 MB 16-bit",
+                     files, info, time.monotonic() - started)
+
+    def tiny(self, name: str, first: int, count: int) -> DataSet:
+        """Studies number ``first`` … ``first+count-1`` of the QIDO population (see :func:`tiny_study`)."""
+        params = {"kind": "tiny", "first": first, "count": count, "version": 1}
+        folder = self.root / name
+        found = _load(folder, name, params)
+        if found is not None:
+            return found
+        log.info("generating %s: %d tiny studies", name, count)
+        started = time.monotonic()
+        _fresh(folder)
+        files, info = [], []
+        pixels = np.arange(64, dtype=np.uint16).reshape(8, 8).tobytes()
+        for n in range(first, first + count):
+            ds = tiny_study(n, pixels)
+            path = folder / f"{n:06d}.dcm"
+            ds.save_as(path, enforce_file_format=True)
+            files.append(path)
+            info.append(_info(ds))
+        return _save(folder, name, params, f"{count} one-instance studies, 8x8 pixels",
+                     files, info, time.monotonic() - started)
+
+
+def tiny_patient(n: int) -> tuple[str, str]:
+    """(PatientName, PatientID) of study ``n``: two studies per patient."""
+    p = n // 2
+    return f"BENCH^P{p:05d}", f"BP{p:05d}"
+
+
+def tiny_accession(n: int) -> str:
+    return f"ACC{n:07d}"
+
+
+def tiny_date(n: int) -> dt.date:
+    """Study dates spread over ten years, 2015-2024."""
+    return dt.date(2015, 1, 1) + dt.timedelta(days=(n * 7919) % 3650)
+
+
+def tiny_study(n: int, pixels: bytes) -> Dataset:
+    """A one-instance Secondary Capture study (PS3.3 A.8.1) with the attributes QIDO matches on."""
+    name, patient_id = tiny_patient(n)
+    date = f"{tiny_date(n):%Y%m%d}"
+    sop_uid = generate_uid()
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = SecondaryCaptureImageStorage
+    meta.MediaStorageSOPInstanceUID = sop_uid
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    meta.ImplementationClassUID = PYDICOM_IMPLEMENTATION_UID
+    ds = Dataset()
+    ds.file_meta = meta
+    ds.SOPClassUID = SecondaryCaptureImageStorage
+    ds.SOPInstanceUID = sop_uid
+    ds.PatientName = name
+    ds.PatientID = patient_id
+    ds.PatientBirthDate = f"{1940 + n % 70}0101"
+    ds.PatientSex = "MF"[n % 2]
+    ds.StudyInstanceUID = generate_uid()
+    ds.SeriesInstanceUID = generate_uid()
+    ds.StudyDate = ds.SeriesDate = date
+    ds.StudyTime = ds.SeriesTime = f"{8 + n % 10:02d}{n % 60:02d}00"
+    ds.AccessionNumber = tiny_accession(n)
+    ds.ReferringPhysicianName = ""
+    ds.StudyID = str(n)
+    ds.StudyDescription = f"BENCH STUDY {n % 50}"
+    ds.Modality = TINY_MODALITIES[n % len(TINY_MODALITIES)]
+    ds.ConversionType = "WSD"
+    ds.SeriesNumber = 1
+    ds.InstanceNumber = 1
+    ds.SamplesPerPixel = 1
+    ds.PhotometricInterpretation = "MONOCHROME2"
+    ds.Rows = ds.Columns = 8
+    ds.BitsAllocated = 16
+    ds.BitsStored = 12
+    ds.HighBit = 11
+    ds.PixelRepresentation = 0
+    ds.PixelData = pixels
+    return ds
+
+
+def describe(sets: Sequence[DataSet]) -> dict[str, Any]:
+    return {s.name: s.summary() for s in sets}
+
+
+__all__ = ["DataCache", "DataSet", "tiny_study", "tiny_patient", "tiny_accession", "tiny_date",
+           "describe"]

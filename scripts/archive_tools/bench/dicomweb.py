@@ -1,0 +1,252 @@
+"""WADO-RS and QIDO-RS (DICOM PS3.18 10.4 and 10.6): latency percentiles and throughput.
+
+WADO-RS: study metadata, series metadata of a 1000-instance series, single frames (native,
+as stored) and rendered frames (JPEG), each with 1 client and with several concurrent ones.
+QIDO-RS: typical searches of a study list, run one after another on an index of 1,000 and then
+10,000 studies. Every request of a run is timed from its start to the last byte of its answer.
+
+Query values are kept to characters that reach Orthanc 1.10 unchanged (no ``^``, no
+percent-encoding): that version hands them to the DICOMweb plugin still encoded, which is why
+our archive has a decoding QIDO route for the viewer (``/api/dicom-web``, measured here too).
+"""
+
+from __future__ import annotations
+
+import calendar
+import random
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Final, Literal
+
+from . import data as bench_data
+from .fleet import FleetFailed, run_workers, split
+from .ingest import load
+from .results import Better, MetricSpec
+from .runner import CaseFailed
+from .servers import OURS, Server
+
+DICOMWEB: Final = "/dicom-web"
+VIEWER_QIDO: Final = "/api/dicom-web"
+TIMEOUT: Final = 600.0
+
+Route = Literal["dicom-web", "viewer"]
+
+METADATA: Final = "application/dicom+json"
+FRAME: Final = 'multipart/related; type="application/octet-stream"; transfer-syntax=*'
+RENDERED: Final = "image/jpeg"
+
+
+def slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
+
+
+def _latency_specs(throughput: bool, p95: bool = True) -> tuple[MetricSpec, ...]:
+    specs = [MetricSpec("latency p50", "ms", Better.LOWER, "median")]
+    if p95:
+        specs.append(MetricSpec("latency p95", "ms", Better.LOWER, "p95"))
+    if throughput:
+        specs.append(MetricSpec("throughput", "req/s", Better.HIGHER))
+    return tuple(specs)
+
+
+@dataclass(frozen=True)
+class Get:
+    """One request: a path below the server's URL, its Accept, and Accept-Encoding if not
+    the client's default (``gzip, deflate``, as browsers and dicomweb-client send)."""
+
+    path: str
+    accept: str
+    encoding: str | None = None
+
+
+def _timed_gets(server_url: str, requests: Sequence[Get],
+                clients: int) -> Mapping[str, Sequence[float]]:
+    jobs = [{"kind": "get", "timeout": TIMEOUT,
+             "requests": [{"url": server_url + g.path, "accept": g.accept,
+                           "encoding": g.encoding} for g in part]}
+            for part in split(list(requests), clients)]
+    try:
+        outcome = run_workers(jobs, timeout=TIMEOUT)
+    except FleetFailed as error:
+        raise CaseFailed(str(error)) from error
+    return {"latency p50": [v * 1000 for v in outcome.latencies],
+            "latency p95": [v * 1000 for v in outcome.latencies],
+            "throughput": [outcome.count / outcome.elapsed]}
+
+
+# --- WADO-RS --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class WadoCase:
+    kind: str
+    what: str
+    clients: int
+    requests: tuple[Get, ...]
+    scenario: str = "WADO-RS"
+    repeatable: bool = True
+    warmup: bool = True
+
+    @property
+    def key(self) -> str:
+        return f"wado/{slug(self.kind)}/c{self.clients}"
+
+    @property
+    def label(self) -> str:
+        who = "1 client" if self.clients == 1 else f"{self.clients} clients"
+        return f"{self.kind}, {who} ({self.what}; {len(self.requests)} req/run)"
+
+    @property
+    def specs(self) -> Sequence[MetricSpec]:
+        return _latency_specs(throughput=True)
+
+    def run(self, server: Server) -> Mapping[str, Sequence[float]]:
+        return _timed_gets(server.url, self.requests, self.clients)
+
+
+def wado_cases(study: bench_data.DataSet, series: bench_data.DataSet, *, metadata_requests: int,
+               frame_requests: int, rendered_requests: int,
+               metadata_clients: Sequence[int], frame_clients: Sequence[int],
+               seed: int = 7) -> list[WadoCase]:
+    """Cases over ``study`` (its study metadata) and ``series`` (a long series)."""
+    rng = random.Random(seed)
+    s_study, s_series = series.study_uids[0], series.series_uids[0]
+    series_root = f"{DICOMWEB}/studies/{s_study}/series/{s_series}"
+    study_meta = Get(f"{DICOMWEB}/studies/{study.study_uids[0]}/metadata", METADATA)
+    series_meta = Get(f"{series_root}/metadata", METADATA)
+
+    def frames(count: int, suffix: str, accept: str,
+               encoding: str | None = None) -> tuple[Get, ...]:
+        picks = [rng.choice(series.sop_uids) for _ in range(count)]
+        return tuple(Get(f"{series_root}/instances/{uid}/frames/1{suffix}", accept, encoding)
+                     for uid in picks)
+
+    out = []
+    for clients in metadata_clients:
+        out.append(WadoCase("study metadata", f"{study.count} instances", clients,
+                            (study_meta,) * metadata_requests))
+        out.append(WadoCase("series metadata", f"{series.count}-instance series", clients,
+                            (series_meta,) * metadata_requests))
+    for clients in frame_clients:
+        out.append(WadoCase("frame", "native 512² 16-bit, gzip", clients,
+                            frames(frame_requests, "", FRAME)))
+        out.append(WadoCase("frame, no gzip", "native 512² 16-bit, Accept-Encoding: identity",
+                            clients, frames(frame_requests, "", FRAME, "identity")))
+        out.append(WadoCase("rendered frame", "JPEG of 512² 16-bit", clients,
+                            frames(rendered_requests, "/rendered", RENDERED)))
+    return out
+
+
+# --- QIDO-RS --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class QidoCase:
+    query: str
+    level: int
+    paths: tuple[str, ...]  # below the QIDO-RS root
+    route: Route = "dicom-web"
+    scenario: str = "QIDO-RS"
+    repeatable: bool = True
+    warmup: bool = True
+
+    @property
+    def key(self) -> str:
+        suffix = "/viewer-route" if self.route == "viewer" else ""
+        return f"qido/{self.level}/{slug(self.query)}{suffix}"
+
+    @property
+    def label(self) -> str:
+        via = ", ours via /api/dicom-web" if self.route == "viewer" else ""
+        return f"{self.query} @ {self.level:,} studies{via}"
+
+    @property
+    def specs(self) -> Sequence[MetricSpec]:
+        return _latency_specs(throughput=False, p95=self.route == "dicom-web")
+
+    def root(self, server: Server) -> str:
+        return VIEWER_QIDO if self.route == "viewer" and server.name == OURS else DICOMWEB
+
+    def run(self, server: Server) -> Mapping[str, Sequence[float]]:
+        root = self.root(server)
+        samples = _timed_gets(server.url, [Get(root + p, METADATA) for p in self.paths], 1)
+        return {k: v for k, v in samples.items() if k != "throughput"}
+
+
+def qido_paths(level: int, study_uids: Sequence[str], count: int,
+               seed: int = 11) -> dict[str, tuple[str, ...]]:
+    """``count`` searches of each kind over studies 0 … ``level``-1 of the tiny population."""
+    rng = random.Random(seed * 100003 + level)
+    patients = max(1, level // 2)
+
+    def month() -> str:
+        year, mon = rng.randint(2015, 2024), rng.randint(1, 12)
+        last = calendar.monthrange(year, mon)[1]
+        return f"{year}{mon:02d}01-{year}{mon:02d}{last:02d}"
+
+    def one(kind: str) -> str:
+        n, p = rng.randrange(level), rng.randrange(patients)
+        if kind == "study list page (limit 100)":
+            return "/studies?limit=100&offset=0&includefield=00081030,00080060"
+        if kind == "PatientID":
+            return f"/studies?PatientID={bench_data.tiny_patient(n)[1]}"
+        if kind == "PatientName prefix*":
+            return f"/studies?PatientName=BENCH*P{p // 10:04d}*"
+        if kind == "StudyDate month (limit 100)":
+            return f"/studies?StudyDate={month()}&limit=100"
+        if kind == "AccessionNumber":
+            return f"/studies?AccessionNumber={bench_data.tiny_accession(n)}"
+        if kind == "ModalitiesInStudy (limit 100)":
+            modality = rng.choice(bench_data.TINY_MODALITIES)
+            return f"/studies?ModalitiesInStudy={modality}&limit=100"
+        if kind == "series of a study":
+            return f"/studies/{study_uids[n]}/series"
+        raise ValueError(kind)
+
+    return {kind: tuple(one(kind) for _ in range(count)) for kind in QIDO_KINDS}
+
+
+QIDO_KINDS: Final = ("study list page (limit 100)", "PatientID", "PatientName prefix*",
+                     "StudyDate month (limit 100)", "AccessionNumber",
+                     "ModalitiesInStudy (limit 100)", "series of a study")
+
+
+def answer_counts(case: QidoCase, servers: Mapping[str, Server]) -> dict[str, int]:
+    """How many matches the first search of ``case`` finds on each server (a sanity check)."""
+    out = {}
+    for name, server in servers.items():
+        response = server.get(case.root(server) + case.paths[0], headers={"Accept": METADATA})
+        body: Any = response.json() if response.status_code == 200 and response.content else []
+        out[name] = len(body) if isinstance(body, list) else -1
+    return out
+
+
+@dataclass(frozen=True)
+class LoadCase:
+    """Storing the tiny studies that fill the index (once: it cannot be repeated)."""
+
+    data: bench_data.DataSet
+    level: int
+    parallel: int = 4
+    scenario: str = "QIDO-RS"
+    repeatable: bool = False
+    warmup: bool = False
+
+    @property
+    def key(self) -> str:
+        return f"qido/{self.level}/load"
+
+    @property
+    def label(self) -> str:
+        return (f"store {self.data.count:,} tiny studies (storescu ×{self.parallel}) "
+                f"→ {self.level:,} studies")
+
+    @property
+    def specs(self) -> Sequence[MetricSpec]:
+        return (MetricSpec("ingest time", "s", Better.LOWER),
+                MetricSpec("images/s", "images/s", Better.HIGHER))
+
+    def run(self, server: Server) -> Mapping[str, Sequence[float]]:
+        seconds = load(server, self.data, self.parallel)
+        return {"ingest time": [seconds], "images/s": [self.data.count / seconds]}
