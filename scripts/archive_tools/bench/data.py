@@ -17,7 +17,7 @@ import datetime as dt
 import json
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
@@ -128,71 +128,77 @@ def _fresh(folder: Path) -> None:
     folder.mkdir(parents=True, exist_ok=True)
 
 
+Info = tuple[str, str, str, str]
+#: Writes one set into a folder: returns its files and, per file, (sop class, study, series, sop).
+Maker = Callable[[Path], tuple[list[Path], list[Info]]]
+
+
 class DataCache:
     """Sets of instances under ``root`` (``benchmarks/tmp/data`` by default)."""
 
     def __init__(self, root: Path) -> None:
         self.root = root
 
+    def _cached(self, name: str, params: dict[str, Any], description: str,
+                make: Maker) -> DataSet:
+        """The set ``name`` from the cache if made with ``params``, else made now by ``make``."""
+        folder = self.root / name
+        found = _load(folder, name, params)
+        if found is not None:
+            return found
+        log.info("generating %s: %s", name, description)
+        started = time.monotonic()
+        _fresh(folder)
+        files, info = make(folder)
+        return _save(folder, name, params, description, files, info,
+                     time.monotonic() - started)
+
     def ct(self, name: str, slices: int, rows: int = 512, columns: int = 512,
            seed: int = 0) -> DataSet:
         """One CT series of ``slices`` slices (one study)."""
         params = {"kind": "ct", "slices": slices, "rows": rows, "columns": columns,
                   "seed": seed, "version": 1}
-        folder = self.root / name
-        found = _load(folder, name, params)
-        if found is not None:
-            return found
-        log.info("generating %s: CT %d slices of %dx%d", name, slices, rows, columns)
-        started = time.monotonic()
-        _fresh(folder)
-        volume = synthetic.ct_volume(slices, rows, columns, seed=seed)
-        info = [_info(ds) for ds in volume]
-        files = synthetic.write_files(volume, folder)
-        del volume
-        return _save(folder, name, params, f"CT {slices} slices {rows}x{columns} 16-bit",
-                     files, info, time.monotonic() - started)
+
+        def make(folder: Path) -> tuple[list[Path], list[Info]]:
+            volume = synthetic.ct_volume(slices, rows, columns, seed=seed)
+            return synthetic.write_files(volume, folder), [_info(ds) for ds in volume]
+
+        return self._cached(name, params, f"CT {slices} slices {rows}x{columns} 16-bit", make)
 
     def dx(self, name: str, count: int) -> DataSet:
         """``count`` radiographs cycling through :data:`DX_SIZES` (one study each)."""
         params = {"kind": "dx", "count": count, "sizes": [list(s) for s in DX_SIZES],
                   "version": 1}
-        folder = self.root / name
-        found = _load(folder, name, params)
-        if found is not None:
-            return found
-        log.info("generating %s: %d DX of 10-50 MB", name, count)
-        started = time.monotonic()
-        _fresh(folder)
-        files, info = [], []
-        for i in range(count):
-            rows, columns = DX_SIZES[i % len(DX_SIZES)]
-            ds = synthetic.dx_image(rows, columns, seed=i)
-            info.append(_info(ds))
-            files += synthetic.write_files([ds], folder)
-        return _save(folder, name, params, f"DX {count} instances of 10-50 MB 16-bit",
-                     files, info, time.monotonic() - started)
+
+        def make(folder: Path) -> tuple[list[Path], list[Info]]:
+            files: list[Path] = []
+            info: list[Info] = []
+            for i in range(count):
+                rows, columns = DX_SIZES[i % len(DX_SIZES)]
+                ds = synthetic.dx_image(rows, columns, seed=i)  # one at a time: up to 50 MB
+                info.append(_info(ds))
+                files += synthetic.write_files([ds], folder)
+            return files, info
+
+        return self._cached(name, params, f"DX {count} instances of 10-50 MB 16-bit", make)
 
     def tiny(self, name: str, first: int, count: int) -> DataSet:
         """Studies number ``first`` … ``first+count-1`` of the QIDO population (see :func:`tiny_study`)."""
         params = {"kind": "tiny", "first": first, "count": count, "version": 1}
-        folder = self.root / name
-        found = _load(folder, name, params)
-        if found is not None:
-            return found
-        log.info("generating %s: %d tiny studies", name, count)
-        started = time.monotonic()
-        _fresh(folder)
-        files, info = [], []
-        pixels = np.arange(64, dtype=np.uint16).reshape(8, 8).tobytes()
-        for n in range(first, first + count):
-            ds = tiny_study(n, pixels)
-            path = folder / f"{n:06d}.dcm"
-            ds.save_as(path, enforce_file_format=True)
-            files.append(path)
-            info.append(_info(ds))
-        return _save(folder, name, params, f"{count} one-instance studies, 8x8 pixels",
-                     files, info, time.monotonic() - started)
+
+        def make(folder: Path) -> tuple[list[Path], list[Info]]:
+            files: list[Path] = []
+            info: list[Info] = []
+            pixels = np.arange(64, dtype=np.uint16).reshape(8, 8).tobytes()
+            for n in range(first, first + count):
+                ds = tiny_study(n, pixels)
+                path = folder / f"{n:06d}.dcm"
+                ds.save_as(path, enforce_file_format=True)
+                files.append(path)
+                info.append(_info(ds))
+            return files, info
+
+        return self._cached(name, params, f"{count} one-instance studies, 8x8 pixels", make)
 
 
 def tiny_patient(n: int) -> tuple[str, str]:
