@@ -1,4 +1,4 @@
-"""Check a configuration before Orthanc starts: ``python -m regional_archive.config_check PATH``.
+"""Check a configuration before Orthanc starts: ``python -m archive_config.config_check PATH``.
 
 Orthanc reports a JSON syntax error without its line, and merges a folder of files only if no
 top-level key appears twice. This check runs the same rules as the plugin's start-up, plus those,
@@ -12,6 +12,8 @@ import os
 import re
 import sys
 from pathlib import Path
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from . import jsonc
@@ -32,8 +34,31 @@ def expand(value: Any, env: dict[str, str]) -> Any:
     return value
 
 
+@dataclass(frozen=True)
+class Configuration:
+    """A whole configuration folder: Orthanc's merged keys (expanded) and our parsed section."""
+
+    path: Path
+    orthanc: Mapping[str, Any]
+    archive: ArchiveSettings
+    section_file: str
+
+
+def load(config_path: Path, env: Mapping[str, str] | None = None) -> Configuration:
+    """Load, merge, expand ``${VAR}`` and validate, as Orthanc and the plugin will."""
+    merged, section_file = merge_files(config_path)
+    expanded = expand(merged, dict(os.environ if env is None else env))
+    settings = parse_settings(expanded, section_file)
+    return Configuration(config_path, expanded, settings, section_file)
+
+
 def check(config_path: Path, env: dict[str, str]) -> ArchiveSettings:
     """Load, merge and validate; raise ConfigError or ValueError with the file named."""
+    return load(config_path, env).archive
+
+
+def merge_files(config_path: Path) -> tuple[dict[str, Any], str]:
+    """Every file of the folder merged (a key defined twice is an error) and our section's file."""
     merged: dict[str, Any] = {}
     origin: dict[str, Path] = {}
     files = jsonc.config_files(config_path)
@@ -51,13 +76,13 @@ def check(config_path: Path, env: dict[str, str]) -> ArchiveSettings:
             origin[key] = path
         if "Archive" in data:
             section_file = str(path)
-    return parse_settings(expand(merged, env), section_file or str(config_path))
+    return merged, section_file or str(config_path)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     if len(args) != 1:
-        print("usage: python -m regional_archive.config_check CONFIG_FILE_OR_FOLDER", file=sys.stderr)
+        print("usage: python -m archive_config.config_check CONFIG_FILE_OR_FOLDER", file=sys.stderr)
         return 2
     try:
         settings = check(Path(args[0]), dict(os.environ))

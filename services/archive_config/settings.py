@@ -64,12 +64,123 @@ class ViewerSettings:
     )
 
 
+def _check_port(value: int) -> str | None:
+    return None if 1 <= value <= 65535 else "must be a TCP port number from 1 to 65535"
+
+
+def _check_positive(value: float) -> str | None:
+    return None if value > 0 else "must be greater than 0"
+
+
+def _check_count(value: int) -> str | None:
+    return None if 1 <= value <= 64 else "must be from 1 to 64"
+
+
+def _check_database_url(value: str) -> str | None:
+    if not value or value.startswith("sqlite:///") or value.startswith("postgresql+psycopg://"):
+        return None
+    return "must be an SQLAlchemy URL: 'sqlite:///<path>' or 'postgresql+psycopg://user:password@host:port/db'"
+
+
+@dataclass(frozen=True)
+class HttpsSettings:
+    """HTTPS on the door. With no certificate given, a self-signed one is generated once."""
+
+    enabled: bool = field(default=False, metadata=_meta(doc="Serve HTTPS as well as HTTP."))
+    port: int = field(default=8443, metadata=_meta(_check_port, "HTTPS port of the door."))
+    certificate_file: str = field(
+        default="",
+        metadata=_meta(doc="PEM certificate (chain); empty: a self-signed one in the run folder."),
+    )
+    key_file: str = field(default="", metadata=_meta(doc="PEM private key of the certificate."))
+    redirect_http: bool = field(
+        default=False, metadata=_meta(doc="Answer plain HTTP with a redirect to HTTPS.")
+    )
+
+
+@dataclass(frozen=True)
+class DoorSettings:
+    """nginx, the one door: every HTTP request from outside goes through it."""
+
+    listen_address: str = field(
+        default="127.0.0.1",
+        metadata=_meta(_check_not_empty, "Address the door listens on; '0.0.0.0' for every interface."),
+    )
+    http_port: int = field(default=8042, metadata=_meta(_check_port, "HTTP port of the door."))
+    https: HttpsSettings = field(default_factory=HttpsSettings)
+    max_upload_size: str = field(
+        default="4g", metadata=_meta(_check_not_empty, "Largest request body (STOW-RS), nginx units.")
+    )
+    auth_cache_seconds: int = field(
+        default=5, metadata=_meta(doc="How long the door caches an authorization answer.")
+    )
+
+
+@dataclass(frozen=True)
+class ApiSettings:
+    """The API service (``/api``, later ``/fhir``), on loopback behind the door."""
+
+    port: int = field(default=18043, metadata=_meta(_check_port, "Loopback port of the API service."))
+    processes: int = field(
+        default=1, metadata=_meta(_check_count, "Worker processes of the API's ASGI server.")
+    )
+
+
+@dataclass(frozen=True)
+class DatabaseSettings:
+    """SQLAlchemy URLs of the region's control database and this tenant's state database."""
+
+    control: str = field(
+        default="",
+        metadata=_meta(
+            _check_database_url,
+            "Control database: tenants, services, later users and audit. Empty: SQLite "
+            "'control.sqlite' in StateDirectory.",
+        ),
+    )
+    state: str = field(
+        default="",
+        metadata=_meta(
+            _check_database_url,
+            "This tenant's state database: jobs, change outbox. Empty: SQLite "
+            "'tenant-<Tenant>.sqlite' in StateDirectory.",
+        ),
+    )
+
+
+@dataclass(frozen=True)
+class JobSettings:
+    """The durable job queue in the state database."""
+
+    workers: int = field(default=1, metadata=_meta(_check_count, "Worker processes that run jobs."))
+    lease_seconds: float = field(
+        default=30.0,
+        metadata=_meta(_check_positive, "A claimed job not heart-beaten for this long is claimed again."),
+    )
+    poll_seconds: float = field(
+        default=1.0, metadata=_meta(_check_positive, "How often an idle worker looks for work.")
+    )
+    max_attempts: int = field(
+        default=5, metadata=_meta(_check_count, "Attempts before a job is given up as failed.")
+    )
+    retry_delay_seconds: float = field(
+        default=5.0, metadata=_meta(_check_positive, "Delay before the first retry; doubles each time.")
+    )
+    retry_delay_max_seconds: float = field(
+        default=600.0, metadata=_meta(_check_positive, "Longest delay between two attempts.")
+    )
+    verify_stable_studies: bool = field(
+        default=True,
+        metadata=_meta(doc="Check every stored file against its recorded MD5 once its study is stable."),
+    )
+
+
 @dataclass(frozen=True)
 class ArchiveSettings:
-    """Everything the plugin reads from the ``Archive`` section."""
+    """Everything the plugin and the services read from the ``Archive`` section."""
 
     state_directory: str = field(
-        metadata=_meta(_check_not_empty, "Folder for the plugin's own state (SQLite, spools).")
+        metadata=_meta(_check_not_empty, "Folder for the archive's own state (SQLite, run folder).")
     )
     tenant: str = field(
         default="default", metadata=_meta(_check_tenant, "This archive's tenant (hospital) id.")
@@ -79,6 +190,22 @@ class ArchiveSettings:
         metadata=_meta(doc="Process role; only 'archive' exists so far (router comes later)."),
     )
     viewer: ViewerSettings = field(default_factory=ViewerSettings)
+    door: DoorSettings = field(default_factory=DoorSettings)
+    api: ApiSettings = field(default_factory=ApiSettings)
+    database: DatabaseSettings = field(default_factory=DatabaseSettings)
+    jobs: JobSettings = field(default_factory=JobSettings)
+
+
+def control_database_url(settings: ArchiveSettings) -> str:
+    """``Archive.Database.Control``, or the SQLite file in the state folder when it is empty."""
+    return settings.database.control or f"sqlite:///{settings.state_directory}/control.sqlite"
+
+
+def state_database_url(settings: ArchiveSettings) -> str:
+    """``Archive.Database.State``, or this tenant's SQLite file in the state folder."""
+    return settings.database.state or (
+        f"sqlite:///{settings.state_directory}/tenant-{settings.tenant}.sqlite"
+    )
 
 
 def json_key(field_name: str) -> str:
