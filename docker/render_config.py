@@ -13,7 +13,7 @@ same text, so that a missing variable, a value that would break the JSON, a plac
 left from ``.env.example``, or a bad ``Archive`` section stops the container with one line naming
 the variable or key, instead of an Orthanc that starts half-configured.
 
-Only the standard library and ``regional_archive`` (pure modules) are used: this runs with the
+Only the standard library and ``archive_config`` (pure modules) are used: this runs with the
 image's system ``python3``, outside the plugin's virtual environment.
 """
 
@@ -30,7 +30,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-PLUGIN_DIR = Path(__file__).resolve().parents[1] / "orthanc-plugins"
+CONFIG_PACKAGE_DIR = Path(__file__).resolve().parents[1] / "services"
 
 # ${NAME}, ${NAME:-default} (unset or empty), ${NAME-default} (unset): the forms that both the
 # image's envsubst and Orthanc's own configuration reader understand.
@@ -64,10 +64,10 @@ class Placeholder:
 
 
 def _project_module(name: str) -> ModuleType:
-    """Import ``regional_archive.<name>`` from the checkout (or /opt/archive) next to this file."""
-    if str(PLUGIN_DIR) not in sys.path:
-        sys.path.insert(0, str(PLUGIN_DIR))
-    return __import__(f"regional_archive.{name}", fromlist=[name])
+    """Import ``archive_config.<name>`` from the checkout (or /opt/archive) next to this file."""
+    if str(CONFIG_PACKAGE_DIR) not in sys.path:
+        sys.path.insert(0, str(CONFIG_PACKAGE_DIR))
+    return __import__(f"archive_config.{name}", fromlist=[name])
 
 
 def deep_merge(base: Mapping[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:

@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from regional_archive.config_check import check, expand, main
-from regional_archive.errors import ConfigError
+from archive_config.config_check import check, expand, main
+from archive_config.errors import ConfigError
 
 REPO = Path(__file__).resolve().parents[2]
 

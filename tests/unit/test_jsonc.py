@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from regional_archive import jsonc
+from archive_config import jsonc
 
 
 def test_comments_outside_strings_are_removed() -> None:

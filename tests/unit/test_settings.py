@@ -4,9 +4,9 @@ from pathlib import Path
 
 import pytest
 
-from regional_archive import jsonc
-from regional_archive.errors import ConfigError
-from regional_archive.settings import ArchiveSettings, describe, json_key, parse_settings
+from archive_config import jsonc
+from archive_config.errors import ConfigError
+from archive_config.settings import ArchiveSettings, describe, json_key, parse_settings
 
 REPO = Path(__file__).resolve().parents[2]
 
