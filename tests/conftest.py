@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.support.archive_process import ArchiveProcess
+from testkit.archive_process import ArchiveProcess
 
 
 @pytest.fixture(scope="session")

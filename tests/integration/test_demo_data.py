@@ -18,7 +18,7 @@ import requests
 from pydicom import dcmread
 from pynetdicom import AE, AllStoragePresentationContexts, evt
 
-from tests.support.archive_process import REPO, ArchiveProcess, free_port
+from testkit.archive_process import REPO, ArchiveProcess, free_port
 
 pytestmark = pytest.mark.integration
 

@@ -21,8 +21,8 @@ from dicomweb_client.api import DICOMwebClient
 from PIL import Image
 from pydicom.dataset import Dataset
 
-from tests.support import dicom_data as dd
-from tests.support.archive_process import ArchiveProcess
+from testkit import dicom_data as dd
+from testkit.archive_process import ArchiveProcess
 
 pytestmark = pytest.mark.integration
 

@@ -26,9 +26,9 @@ from pynetdicom import AE, StoragePresentationContexts, evt
 from pynetdicom.association import Association
 from pynetdicom.events import Event
 
-from tests.support import dcmtk
-from tests.support import dicom_data as dd
-from tests.support.archive_process import ArchiveProcess, free_port
+from testkit import dcmtk
+from testkit import dicom_data as dd
+from testkit.archive_process import ArchiveProcess, free_port
 
 pytestmark = pytest.mark.integration
 

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import requests
 
-from tests.support.archive_process import ArchiveProcess
+from testkit.archive_process import ArchiveProcess
 
 
 def test_health_answers_versions_tenant_and_features(archive: ArchiveProcess, http: requests.Session) -> None:

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from tests.support.archive_process import ArchiveProcess, StartupFailed
+from testkit.archive_process import ArchiveProcess, StartupFailed
 
 pytestmark = pytest.mark.integration
 

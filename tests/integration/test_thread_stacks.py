@@ -13,8 +13,8 @@ from pathlib import Path
 import requests
 from dicomweb_client.api import DICOMwebClient
 
-from tests.support import dicom_data as dd
-from tests.support.archive_process import ArchiveProcess
+from testkit import dicom_data as dd
+from testkit.archive_process import ArchiveProcess
 
 CIVETWEB_DEBIAN_STACK = 100 * 1024
 MIN_STACK = 4 * 1024 * 1024

@@ -13,7 +13,7 @@ really be in that syntax, and then:
 
 Lossless syntaxes must give back the source pixels exactly; lossy ones within a bound on the
 largest error and on PSNR (JPEG-LS near-lossless: exactly its NEAR bound). Sources are 12-bit
-CT, 16-bit MR and 8-bit radiographs from tests.support.dicom_data (bit depths the synthetic
+CT, 16-bit MR and 8-bit radiographs from testkit.dicom_data (bit depths the synthetic
 demo module does not make) and, for colour JPEG baseline, archive_tools.synthetic's echo cine.
 Test IDs name the syntax, so a failure says which one.
 """
@@ -34,9 +34,9 @@ from PIL import Image
 from pydicom.dataset import Dataset
 
 from archive_tools import synthetic
-from tests.support import dcmtk
-from tests.support import dicom_data as dd
-from tests.support.archive_process import ArchiveProcess
+from testkit import dcmtk
+from testkit import dicom_data as dd
+from testkit.archive_process import ArchiveProcess
 
 pytestmark = pytest.mark.integration
 

@@ -25,9 +25,9 @@ from PIL import Image, ImageStat
 from pydicom import Dataset
 from pydicom.filewriter import dcmwrite
 
-from archive_tools.devtools import Chromium, Page
+from testkit.devtools import Chromium, Page
 from archive_tools.synthetic import PatientInfo, ct_volume
-from tests.support.archive_process import ArchiveProcess
+from testkit.archive_process import ArchiveProcess
 
 pytestmark = pytest.mark.integration
 

@@ -41,7 +41,7 @@ from archive_tools.bench.runner import CaseFailed, Runner, order
 from archive_tools.bench.servers import ServerError, serve_folders_config, vanilla
 from archive_tools.bench.stats import NoSamples, median, percentile, statistic, summarize
 from archive_tools.bench.viewer import link_build, vanilla_app_config
-from archive_tools.orthanc_process import DROP, render_config
+from testkit.orthanc_process import DROP, render_config
 
 # --- statistics ---------------------------------------------------------------------------
 

@@ -29,7 +29,7 @@ import yaml
 
 from regional_archive import jsonc
 from regional_archive.settings import parse_settings
-from tests.support import docker_lint as lint
+from testkit import docker_lint as lint
 
 REPO = lint.REPO
 DOCKER = lint.DOCKER_DIR

@@ -30,7 +30,7 @@ from archive_tools.ohif_install import (
     rebase_stylesheet,
     root_references,
 )
-from tests.support.ohif_sample import OHIF_INDEX
+from testkit.ohif_sample import OHIF_INDEX
 
 VERSION = "3.12.10"
 

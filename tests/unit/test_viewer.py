@@ -35,7 +35,7 @@ from regional_archive.viewer import (
     rewritten_files,
 )
 
-from tests.support.ohif_sample import OHIF_INDEX
+from testkit.ohif_sample import OHIF_INDEX
 
 REPO = Path(__file__).resolve().parents[2]
 TEMPLATE = REPO / "ohif-config" / "app-config.js"

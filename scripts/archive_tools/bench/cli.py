@@ -24,8 +24,8 @@ from typing import Any, Final
 
 import requests
 
-from ..devtools import Chromium, DevToolsError
-from ..orthanc_process import REPO, StartupFailed
+from testkit.devtools import Chromium, DevToolsError
+from testkit.orthanc_process import REPO, StartupFailed
 from . import dicomweb, ingest, machine, plan as plans, profiling, report, viewer
 from .data import DataCache, DataSet, describe
 from .fleet import FleetFailed

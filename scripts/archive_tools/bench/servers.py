@@ -19,7 +19,7 @@ from typing import Any, Final
 
 import requests
 
-from ..orthanc_process import DROP, OrthancProcess
+from testkit.orthanc_process import DROP, OrthancProcess
 
 log = logging.getLogger(__name__)
 

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
 
-from ..devtools import Chromium, DevToolsError
+from testkit.devtools import Chromium, DevToolsError
 from .results import VIEWER_FIRST_IMAGE, Better, MetricSpec
 from .runner import CaseFailed
 from .servers import Server, ServerError

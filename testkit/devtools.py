@@ -25,7 +25,7 @@ from typing import Any, Final
 import requests
 import websocket
 
-from .processes import stop_process
+from testkit.processes import stop_process
 
 CHROMIUM: Final = "/usr/bin/chromium"
 

@@ -1,8 +1,7 @@
 """Run a real Orthanc from the shipped ``config/``, with overrides, on free loopback ports.
 
-Shared by the test support (``tests/support/archive_process.py`` does the same for the test
-suite) and the benchmark (``archive_tools.bench``), which also runs a *vanilla* Orthanc: the same
-binary and C++ plugins from the same configuration, without our Python plugin.
+Shared by the test suite (through :mod:`testkit.archive_process`) and the benchmark
+(``archive_tools.bench``), which also runs a *vanilla* Orthanc: the same binary and C++ plugins from the same configuration, without our Python plugin.
 
 The configuration files are read with their comments, merged with the overrides asked for
 (``{file name: {key: value}}``; a value of :data:`DROP` removes the key, a file mapped to
@@ -26,9 +25,9 @@ from typing import Any, Final
 
 import requests
 
-from regional_archive import jsonc
+from archive_config import jsonc
 
-REPO: Final = Path(__file__).resolve().parents[2]
+REPO: Final = Path(__file__).resolve().parents[1]
 CONFIG_DIR: Final = REPO / "config"
 ORTHANC: Final = "Orthanc"
 #: Built by scripts/setup: raises the 100 KiB stacks of Debian's civetweb HTTP threads, which

@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 
-from archive_tools.processes import stop_process
-from tests.support.archive_process import free_port
+from testkit.processes import stop_process
+from testkit.archive_process import free_port
 
 Arg = str | Path | int
 

@@ -25,7 +25,7 @@ import pydicom
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import UID, generate_uid
 
-from tests.support import dcmtk
+from testkit import dcmtk
 
 # Transfer syntaxes (PS3.6 Table A-1, PS3.5 Section 10 and Annex A).
 IMPLICIT_VR_LE = "1.2.840.10008.1.2"
