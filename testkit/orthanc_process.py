@@ -26,10 +26,10 @@ from typing import Any, Final
 import requests
 
 from archive_config import jsonc
+from testkit.platform import Platform, current as current_platform
 
 REPO: Final = Path(__file__).resolve().parents[1]
 CONFIG_DIR: Final = REPO / "config"
-ORTHANC: Final = "Orthanc"
 #: Built by scripts/setup: raises the 100 KiB stacks of Debian's civetweb HTTP threads, which
 #: GDCM's transcoding overflows (orthanc-plugins/native/thread_stack.c, docs/decisions.md).
 THREAD_STACK_SHIM: Final = REPO / ".cache" / "lib" / "libarchive-thread-stack.so"
@@ -101,6 +101,7 @@ class OrthancProcess:
     ``ready_path`` is polled until it answers one of ``ready_statuses``: ``/api/health`` for our
     archive, ``/system`` for a vanilla Orthanc. ``new_session`` puts Orthanc in its own process
     group, so that a Ctrl-C in the terminal reaches only its owner, which then stops it in order.
+    ``platform`` is the Orthanc to run (``ARCHIVE_PLATFORM``, :mod:`testkit.platform`).
     """
 
     workdir: Path
@@ -112,6 +113,7 @@ class OrthancProcess:
     ready_statuses: tuple[int, ...] = (200, 503)
     config_source: Path = CONFIG_DIR
     new_session: bool = False
+    platform: Platform = field(default_factory=current_platform)
     process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -153,10 +155,11 @@ class OrthancProcess:
             raise StartupFailed(f"{THREAD_STACK_SHIM} is missing: run scripts/setup", "", None)
         # TCP_NODELAY: Debian's DCMTK (inside Orthanc) leaves Nagle on unless told otherwise.
         env = dict(os.environ, ARCHIVE_HOME=str(REPO), ARCHIVE_DATA=str(self.data_dir),
-                   ARCHIVE_VENV=str(REPO / ".venv"), TCP_NODELAY="1",
+                   **self.platform.orthanc_env(), TCP_NODELAY="1",
                    LD_PRELOAD=str(THREAD_STACK_SHIM))
+        command = [*self.platform.orthanc_command, str(config)]
         with self.log_path.open("ab") as log:
-            self.process = subprocess.Popen([ORTHANC, str(config)], stdout=log, stderr=log,
+            self.process = subprocess.Popen(command, stdout=log, stderr=log,
                                             env=env, cwd=self.workdir,
                                             start_new_session=self.new_session)
         deadline = time.monotonic() + timeout
