@@ -1,7 +1,10 @@
 """The script Orthanc's Python plugin loads (configuration key ``PythonScript``).
 
-Glue only: put the project's virtual environment on ``sys.path``, then hand Orthanc's SDK to
-``regional_archive.bootstrap``. The environment is ``$ARCHIVE_VENV`` or ``<repo>/.venv``.
+Glue only: put the plugin's virtual environment and the checkout's packages on ``sys.path``,
+hand Orthanc's SDK to ``regional_archive.bootstrap``, and keep what it returns referenced for
+the life of the process (the callbacks registered with Orthanc live in it; plugin 5.0 crashed
+at shutdown when they were collected). The environment is ``$ARCHIVE_PLUGIN_VENV``, else
+``$ARCHIVE_VENV``, else ``<checkout>/.venv``.
 """
 
 import os
@@ -11,13 +14,16 @@ import sys
 import orthanc
 
 _here = os.path.dirname(os.path.abspath(__file__))
-_venv = os.environ.get("ARCHIVE_VENV") or os.path.join(os.path.dirname(_here), ".venv")
+_checkout = os.path.dirname(_here)
+_venv = (os.environ.get("ARCHIVE_PLUGIN_VENV") or os.environ.get("ARCHIVE_VENV")
+         or os.path.join(_checkout, ".venv"))
 _site = os.path.join(_venv, "lib", "python%d.%d" % sys.version_info[:2], "site-packages")
 if os.path.isdir(_site):
     site.addsitedir(_site)
-if _here not in sys.path:
-    sys.path.insert(0, _here)
+for _path in (os.path.join(_checkout, "services"), _here):
+    if os.path.isdir(_path) and _path not in sys.path:
+        sys.path.insert(0, _path)
 
 from regional_archive import bootstrap  # noqa: E402
 
-bootstrap.start(orthanc)
+PLUGIN = bootstrap.start(orthanc)

@@ -1,24 +1,22 @@
-"""The plugin's exception tree."""
+"""The plugin's exception tree: everything here stops Orthanc's start-up, on purpose.
+
+Settings errors are :class:`archive_config.ConfigError` (shared by every process role); these are
+the plugin's own.
+"""
 
 
-class ArchiveError(Exception):
+class PluginError(Exception):
     """Base of every error this package raises on purpose."""
 
 
-class ConfigError(ArchiveError):
-    """The configuration is unusable; the message names the key and, when known, the file."""
+class RegistrationError(PluginError):
+    """A callback would be registered twice, or two features claim a callback Orthanc allows once."""
 
-    def __init__(self, key: str, problem: str, source: str | None = None) -> None:
-        self.key = key
+
+class StartupCheckFailed(PluginError):
+    """A feature's start-up check failed; the message says what to do (e.g. run the migrations)."""
+
+    def __init__(self, check: str, problem: str) -> None:
+        self.check = check
         self.problem = problem
-        self.source = source
-        where = f"{source}: " if source else ""
-        super().__init__(f"{where}configuration key {key!r}: {problem}")
-
-
-class NotFound(ArchiveError):
-    """A resource addressed by a request does not exist (HTTP 404)."""
-
-
-class BadRequest(ArchiveError):
-    """A request is malformed (HTTP 400)."""
+        super().__init__(f"start-up check {check!r} failed: {problem}")

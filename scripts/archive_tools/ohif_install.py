@@ -6,7 +6,7 @@ fetched from the site root. We never rebuild OHIF; instead this module copies th
 ``dist/`` into the install folder and rewrites, each rewrite checked:
 
 * webpack's public path → ``window.PUBLIC_URL`` in a page (which ``index.html`` sets to the
-  viewer root, see ``regional_archive.viewer.rebase_index_html``), the worker script's own
+  viewer root, see ``archive_tools.ohif_index.rebase_index_html``), the worker script's own
   folder in a worker;
 * the microscopy viewer's ``import('/dicom-microscopy-viewer/…')`` → below ``PUBLIC_URL``;
 * onnxruntime-web's loader: a ``__filename`` left unguarded by the OHIF build, which can throw
@@ -38,7 +38,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from regional_archive.viewer import INSTALL_STAMP, ViewerBuildError, rebase_index_html
+from .ohif_index import INSTALL_STAMP, ViewerBuildError, rebase_index_html
 
 log = logging.getLogger(__name__)
 

@@ -1,0 +1,31 @@
+"""The plugin's features, one module each, and the table that builds the enabled ones.
+
+Each feature is built here with its dependencies (settings, database engine) passed in, and only
+declares what it contributes (:mod:`regional_archive.contributions`). The Orthanc configuration
+decides which are enabled; the runtime registers what they contribute.
+"""
+
+from __future__ import annotations
+
+from archive_config.settings import ArchiveSettings, state_database_url
+
+from ..contributions import Feature
+
+
+def change_outbox(settings: ArchiveSettings) -> Feature:
+    from archive_state.db import make_engine
+    from archive_state.models import OutboxRow
+    from archive_state.outbox import Outbox
+
+    from .change_outbox import ChangeOutboxFeature
+
+    engine = make_engine(state_database_url(settings))
+    return ChangeOutboxFeature(Outbox(engine, settings.tenant), engine, OutboxRow.__tablename__)
+
+
+def build_features(settings: ArchiveSettings) -> list[Feature]:
+    """The enabled features, in dispatch order. Every archive records its changes."""
+    return [change_outbox(settings)]
+
+
+__all__ = ["build_features", "change_outbox"]
