@@ -1,0 +1,18 @@
+"""Alembic environment of the state database: runs on the connection migrate() hands over."""
+
+from __future__ import annotations
+
+from alembic import context
+from sqlalchemy.engine import Connection
+
+_config = context.config
+_connection = _config.attributes["connection"]
+assert isinstance(_connection, Connection), "run through archive_state.db.migrate()"
+context.configure(
+    connection=_connection,
+    version_table=_config.get_main_option("version_table") or "alembic_version_state",
+    # SQLite changes most columns only by copying the table: let later revisions use batch mode.
+    render_as_batch=_connection.dialect.name == "sqlite",
+)
+with context.begin_transaction():
+    context.run_migrations()
