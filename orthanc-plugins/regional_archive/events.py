@@ -1,9 +1,10 @@
 """The events Orthanc hands the plugin, as plain values with names instead of SDK integers.
 
-Names are those of the Python plugin's enumerations (``orthanc.ChangeType.STABLE_STUDY``,
-``orthanc.ResourceType.STUDY``), which mirror ``OrthancPluginChangeType`` and
-``OrthancPluginResourceType`` of the C SDK (``OrthancCPlugin.h``). They are what the outbox
-stores, so a consumer reads ``STABLE_STUDY``/``STUDY`` rather than numbers that belong to one SDK.
+The SDK gives integers (``OrthancPluginChangeType``, ``OrthancPluginResourceType`` of
+``OrthancCPlugin.h``; ``orthanc.ChangeType.STABLE_STUDY`` in Python). We name them as Orthanc's
+REST API does in ``GET /changes`` (``StableStudy``, ``Study``): the member ``STABLE_STUDY`` of the
+SDK becomes ``StableStudy`` (:func:`rest_name`). These names are what the outbox stores, so a
+consumer reads the vocabulary Orthanc documents, never numbers that belong to one SDK.
 """
 
 from __future__ import annotations
@@ -13,45 +14,51 @@ from enum import StrEnum
 
 
 class ChangeType(StrEnum):
-    """``OrthancPluginChangeType``: what happened (the member's value is its SDK name)."""
+    """``OrthancPluginChangeType``: what happened (member: SDK name; value: REST name)."""
 
-    COMPLETED_SERIES = "COMPLETED_SERIES"
-    DELETED = "DELETED"
-    NEW_CHILD_INSTANCE = "NEW_CHILD_INSTANCE"
-    NEW_INSTANCE = "NEW_INSTANCE"
-    NEW_PATIENT = "NEW_PATIENT"
-    NEW_SERIES = "NEW_SERIES"
-    NEW_STUDY = "NEW_STUDY"
-    STABLE_PATIENT = "STABLE_PATIENT"
-    STABLE_SERIES = "STABLE_SERIES"
-    STABLE_STUDY = "STABLE_STUDY"
-    ORTHANC_STARTED = "ORTHANC_STARTED"
-    ORTHANC_STOPPED = "ORTHANC_STOPPED"
-    UPDATED_ATTACHMENT = "UPDATED_ATTACHMENT"
-    UPDATED_METADATA = "UPDATED_METADATA"
-    UPDATED_PEERS = "UPDATED_PEERS"
-    UPDATED_MODALITIES = "UPDATED_MODALITIES"
-    JOB_SUBMITTED = "JOB_SUBMITTED"
-    JOB_SUCCESS = "JOB_SUCCESS"
-    JOB_FAILURE = "JOB_FAILURE"
+    COMPLETED_SERIES = "CompletedSeries"
+    DELETED = "Deleted"
+    NEW_CHILD_INSTANCE = "NewChildInstance"
+    NEW_INSTANCE = "NewInstance"
+    NEW_PATIENT = "NewPatient"
+    NEW_SERIES = "NewSeries"
+    NEW_STUDY = "NewStudy"
+    STABLE_PATIENT = "StablePatient"
+    STABLE_SERIES = "StableSeries"
+    STABLE_STUDY = "StableStudy"
+    ORTHANC_STARTED = "OrthancStarted"
+    ORTHANC_STOPPED = "OrthancStopped"
+    UPDATED_ATTACHMENT = "UpdatedAttachment"
+    UPDATED_METADATA = "UpdatedMetadata"
+    UPDATED_PEERS = "UpdatedPeers"
+    UPDATED_MODALITIES = "UpdatedModalities"
+    JOB_SUBMITTED = "JobSubmitted"
+    JOB_SUCCESS = "JobSuccess"
+    JOB_FAILURE = "JobFailure"
 
 
 class ResourceType(StrEnum):
     """``OrthancPluginResourceType``: the level of the DICOM model a change is about."""
 
-    PATIENT = "PATIENT"
-    STUDY = "STUDY"
-    SERIES = "SERIES"
-    INSTANCE = "INSTANCE"
-    NONE = "NONE"
+    PATIENT = "Patient"
+    STUDY = "Study"
+    SERIES = "Series"
+    INSTANCE = "Instance"
+    NONE = "None"
+
+
+def rest_name(sdk_name: str) -> str:
+    """``STABLE_STUDY`` → ``StableStudy``: an SDK enumeration member as Orthanc's REST API spells it."""
+    return "".join(word.capitalize() for word in sdk_name.split("_"))
 
 
 @dataclass(frozen=True)
 class ChangeEvent:
     """One call of Orthanc's change callback (``OrthancPluginOnChangeCallback``).
 
-    ``change_type`` and ``resource_type`` are SDK names; a value this code does not know yet
-    (a newer Orthanc) arrives as ``UNKNOWN_<number>`` rather than being dropped.
+    ``change_type`` and ``resource_type`` are REST names (:class:`ChangeType`,
+    :class:`ResourceType`); a value this code does not know yet (a newer Orthanc) arrives as
+    ``Unknown<number>`` rather than being dropped.
     ``resource_id`` is Orthanc's identifier of the resource (empty for server-wide changes).
     """
 

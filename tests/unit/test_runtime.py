@@ -55,9 +55,9 @@ def test_dispatch_follows_the_change_type_table() -> None:
     sdk.fire_change(SdkChange.STABLE_STUDY, SdkResource.STUDY, "s1")
     sdk.fire_change(SdkChange.NEW_SERIES, SdkResource.SERIES, "x")  # nobody asked for it
 
-    assert stored.seen == [ChangeEvent("NEW_INSTANCE", "INSTANCE", "i1"),
-                           ChangeEvent("STABLE_STUDY", "STUDY", "s1")]
-    assert stable.seen == [ChangeEvent("STABLE_STUDY", "STUDY", "s1")]
+    assert stored.seen == [ChangeEvent("NewInstance", "Instance", "i1"),
+                           ChangeEvent("StableStudy", "Study", "s1")]
+    assert stable.seen == [ChangeEvent("StableStudy", "Study", "s1")]
 
 
 def test_each_callback_is_registered_once_whatever_the_number_of_features() -> None:
@@ -100,9 +100,9 @@ def test_a_failing_handler_is_logged_and_the_others_still_run(
     Runtime([broken, after]).start(SdkAdapter(sdk))
     with caplog.at_level(logging.ERROR, logger="regional_archive"):
         sdk.fire_change(SdkChange.NEW_INSTANCE, SdkResource.INSTANCE, "i9")  # must not raise
-    assert after.seen == [ChangeEvent("NEW_INSTANCE", "INSTANCE", "i9")]
+    assert after.seen == [ChangeEvent("NewInstance", "Instance", "i9")]
     (record,) = [r for r in caplog.records if "broken" in r.getMessage()]
-    assert "NEW_INSTANCE INSTANCE i9" in record.getMessage()
+    assert "NewInstance Instance i9" in record.getMessage()
     assert record.exc_info is not None
 
 
@@ -146,8 +146,8 @@ def test_a_feature_listed_twice_is_refused() -> None:
 def test_tables_key_handlers_by_sdk_names_and_keep_feature_order() -> None:
     first, second = Recorder("first", (ChangeType.DELETED,)), Recorder("second", (ChangeType.DELETED,))
     tables = build_tables([first, second])
-    assert list(tables.on_change) == ["DELETED"]
-    assert [h.feature for h in tables.on_change["DELETED"]] == ["first", "second"]
+    assert list(tables.on_change) == ["Deleted"]
+    assert [h.feature for h in tables.on_change["Deleted"]] == ["first", "second"]
 
 
 def test_unknown_change_values_are_named_not_dropped() -> None:
@@ -155,6 +155,6 @@ def test_unknown_change_values_are_named_not_dropped() -> None:
     sdk = fake_orthanc()
     SdkAdapter(sdk).on_change(seen.append)
     sdk.fire_change(99, SdkResource.NONE, "")
-    assert seen == [ChangeEvent("UNKNOWN_99", "NONE", "")]
+    assert seen == [ChangeEvent("Unknown99", "None", "")]
 
 

@@ -40,7 +40,7 @@ def test_registered_callbacks_survive_garbage_collection() -> None:
     adapter.on_change(seen.append)  # a closure is made and registered inside
     gc.collect()
     sdk.fire_change(SdkChange.NEW_STUDY, 1, "s")
-    assert seen == [ChangeEvent("NEW_STUDY", "STUDY", "s")]
+    assert seen == [ChangeEvent("NewStudy", "Study", "s")]
     assert len(adapter.kept) == 1
 
 
@@ -57,7 +57,7 @@ def test_enumerations_are_read_from_the_sdk_and_match_our_names() -> None:
     sdk = fake_orthanc()
     assert set(enum_names(sdk.ChangeType).values()) == {c.value for c in ChangeType}
     assert set(enum_names(sdk.ResourceType).values()) == {r.value for r in ResourceType}
-    assert SdkAdapter(sdk).change_event(9, 1, "abc") == ChangeEvent("STABLE_STUDY", "STUDY", "abc")
+    assert SdkAdapter(sdk).change_event(9, 1, "abc") == ChangeEvent("StableStudy", "Study", "abc")
 
 
 def test_configuration_and_its_path_come_from_the_sdk(tmp_path: Path) -> None:

@@ -8,8 +8,9 @@ Three jobs, each a lesson from running on both platforms (docs/decisions.md):
   (the entry script holds the runtime, hence the adapter, until the process ends): on plugin
   5.0 Orthanc crashed with SIGSEGV at shutdown when registered closures had been collected.
 * **Names, not SDK integers.** ``orthanc.ChangeType``/``orthanc.ResourceType`` are read once and
-  mapped to their names (:class:`~regional_archive.events.ChangeEvent`); an integer this SDK's
-  enumeration lacks becomes ``UNKNOWN_<n>``.
+  mapped to the names Orthanc's REST API uses (``StableStudy``, ``Study``:
+  :class:`~regional_archive.events.ChangeEvent`); an integer the enumeration lacks becomes
+  ``Unknown<n>``.
 * **Hide 4.0 vs 5.0.** :meth:`SdkAdapter.send_http_status` calls ``SendHttpStatus`` the way the
   running plugin wants it. The plugin has no REST route today (decision 3); the adapter keeps
   the knowledge so that nothing else ever has to.
@@ -28,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import RegistrationError
-from ..events import ChangeEvent
+from ..events import ChangeEvent, rest_name
 from .sdk import OrthancSdk, RestOutput
 
 log = logging.getLogger(__name__)
@@ -47,12 +48,13 @@ class CallbackKind(Enum):
 
 
 def enum_names(enumeration: type) -> dict[int, str]:
-    """``{value: name}`` for the upper-case integer attributes of an SDK enumeration class."""
+    """``{value: REST name}`` for the upper-case integer attributes of an SDK enumeration class
+    (``STABLE_STUDY = 9`` → ``{9: "StableStudy"}``)."""
     names: dict[int, str] = {}
     for name in dir(enumeration):
         value = getattr(enumeration, name)
         if name.isupper() and isinstance(value, int):
-            names[int(value)] = name
+            names[int(value)] = rest_name(name)
     return names
 
 
@@ -102,9 +104,9 @@ class SdkAdapter:
 
     def change_event(self, change_type: int, resource_type: int, resource_id: str) -> ChangeEvent:
         return ChangeEvent(
-            change_type=self._change_names.get(int(change_type), f"UNKNOWN_{int(change_type)}"),
+            change_type=self._change_names.get(int(change_type), f"Unknown{int(change_type)}"),
             resource_type=self._resource_names.get(int(resource_type),
-                                                   f"UNKNOWN_{int(resource_type)}"),
+                                                   f"Unknown{int(resource_type)}"),
             resource_id=str(resource_id),
         )
 

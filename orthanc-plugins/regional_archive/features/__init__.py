@@ -12,7 +12,7 @@ from archive_config.settings import ArchiveSettings, state_database_url
 from ..contributions import Feature
 
 
-def change_outbox(settings: ArchiveSettings) -> Feature:
+def make_change_outbox(settings: ArchiveSettings) -> Feature:
     from archive_state.db import make_engine
     from archive_state.models import OutboxRow
     from archive_state.outbox import Outbox
@@ -25,7 +25,7 @@ def change_outbox(settings: ArchiveSettings) -> Feature:
 
 def build_features(settings: ArchiveSettings) -> list[Feature]:
     """The enabled features, in dispatch order. Every archive records its changes."""
-    return [change_outbox(settings)]
+    return [make_change_outbox(settings)]
 
 
-__all__ = ["build_features", "change_outbox"]
+__all__ = ["build_features", "make_change_outbox"]

@@ -10,7 +10,7 @@ A database error is retried a few times with a short, bounded back-off (a locked
 PostgreSQL fail-over); if it still fails the event is logged at ERROR with its three fields, so
 it is never lost silently and can be replayed from Orthanc's own ``/changes`` log.
 
-``NEW_CHILD_INSTANCE`` (sent for each ancestor of every new instance) and the server-wide
+``NewChildInstance`` (sent for each ancestor of every new instance) and the server-wide
 changes (start/stop, peers, modalities, jobs) are not resource events and stay out.
 """
 
