@@ -1,0 +1,282 @@
+"""nginx.conf for the door, from the packaged templates and the archive's settings.
+
+What the door does and why is in ``docs/decisions.md`` ("The door and the process model"); the
+rendered files say it again in comments, for the sysadmin who opens ``DATA/run/nginx.conf``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pwd
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final
+
+from archive_config.settings import ArchiveSettings
+
+from . import viewer as ohif
+from .credential import Credential
+from .layout import Layout
+from .templating import indent, render, template
+from .tls import CertificatePair
+
+#: Problem details (RFC 9457) for the errors nginx answers itself.
+PROBLEMS: Final[Mapping[int, tuple[str, str]]] = {
+    401: ("Unauthorized", "This request needs credentials."),
+    403: ("Forbidden", "The credentials given do not allow this request."),
+    404: ("Not Found", "There is no such resource on this archive."),
+    405: ("Method Not Allowed", "This resource does not accept that method; see the Allow header."),
+    413: ("Content Too Large", "The request body is larger than Archive.Door.MaxUploadSize."),
+    500: ("Internal Server Error", "The door could not complete the request: the authorization "
+          "check or a service failed. The details are in the log of the door."),
+    502: ("Bad Gateway", "The archive service behind this path is not answering yet; try again "
+          "shortly."),
+    503: ("Service Unavailable", "The archive is not available right now; try again shortly."),
+    504: ("Gateway Timeout", "The archive service behind this path did not answer in time."),
+}
+
+_STATIC_CHARSET = (
+    "charset utf-8;\n"
+    "charset_types text/css text/plain text/xml application/javascript application/json "
+    "application/manifest+json image/svg+xml;"
+)
+
+_ASSET_REGEX = r"\.(?:" + "|".join(ohif.ASSET_SUFFIXES) + ")$"
+
+
+@dataclass(frozen=True)
+class DoorFiles:
+    nginx_conf: str
+    routes_conf: str
+
+
+def listen(address: str, port: int, extra: str = "") -> str:
+    host = f"[{address}]" if ":" in address and not address.startswith("[") else address
+    return f"listen {host}:{port}{' ' + extra if extra else ''};"
+
+
+def user_directive(euid: int | None = None) -> str:
+    """nginx started by root drops its workers to ``nobody``; say so, with the group that exists."""
+    euid = os.geteuid() if euid is None else euid
+    if euid != 0:
+        return "# Workers run as the user who started the door (not root: no 'user' directive)."
+    group = "nogroup"
+    try:
+        import grp
+
+        grp.getgrnam(group)
+    except KeyError:
+        group = "nobody"
+    pwd.getpwnam("nobody")
+    return (
+        "# Started as root: the workers run as nobody. They read the web apps and write only\n"
+        "# the run folder's tmp/ and cache/, which the launcher gives to nobody.\n"
+        f"user nobody {group};"
+    )
+
+
+def _problem_locations() -> str:
+    lines: list[str] = []
+    for status in PROBLEMS:
+        lines.append(f"error_page {status} @door-{status};")
+    for status, (title, detail) in PROBLEMS.items():
+        body = json.dumps({"type": "about:blank", "title": title, "status": status, "detail": detail},
+                          ensure_ascii=True)
+        assert "'" not in body and "$" not in body, body
+        lines += [
+            "",
+            f"location @door-{status} {{",
+            "    auth_request off;",
+            "    default_type application/problem+json;",
+            '    add_header Cache-Control "no-store" always;',
+        ]
+        if status == 405:
+            lines.append("    add_header Allow $door_allow always;")
+        lines += [f"    return {status} '{body}';", "}"]
+    return "\n".join(lines)
+
+
+def _static_site(root: str, build: Path, name: str, cache_variable: str, overrides: Mapping[str, Path]) -> str:
+    """A single-page app under ``root`` from ``build``: files, or index.html for client routes."""
+    lines: list[str] = [f"location = {root.rstrip('/')} {{", "    auth_request off;",
+                        f"    return 301 {root};", "}"]
+    for file_name, path in overrides.items():
+        lines += [
+            "",
+            f"location = {root}{file_name} {{",
+            "    auth_request off;",
+            f"    alias {path};",
+            indent(_STATIC_CHARSET),
+            '    add_header Cache-Control "no-cache" always;',
+            "}",
+        ]
+    index_home = overrides.get(ohif.INDEX, build / ohif.INDEX).parent
+    lines += [
+        "",
+        "# Static files need no authorization: they are the application, not patient data.",
+        f"location ^~ {root} {{",
+        "    auth_request off;",
+        f"    alias {build}/;",
+        "    # A symbolic link inside the build must not lead out of it.",
+        f"    disable_symlinks on from={build};",
+        indent(_STATIC_CHARSET),
+        f"    add_header Cache-Control ${cache_variable} always;",
+        "    # A path that is no file is a client-side route: answer index.html ...",
+        f"    try_files $uri @{name}-index;",
+        "    # ... unless it names a missing asset, or a hidden file such as the install stamp.",
+        '    location ~ "/\\." {',
+        "        return 404;",
+        "    }",
+        f'    location ~* "{_ASSET_REGEX}" {{',
+        "        try_files $uri =404;",
+        "    }",
+        "}",
+        "",
+        f"location @{name}-index {{",
+        "    auth_request off;",
+        f"    root {index_home};",
+        indent(_STATIC_CHARSET),
+        '    add_header Cache-Control "no-cache" always;',
+        f"    try_files /{ohif.INDEX} =404;",
+        "}",
+    ]
+    return "\n".join(lines)
+
+
+def _viewer(settings: ArchiveSettings, build: Path | None, layout: Layout) -> str:
+    if build is None:
+        return "# The OHIF viewer is switched off (Archive.Viewer.Enabled)."
+    root = settings.viewer.root
+    return (f"# The OHIF viewer: the build in {build}, with index.html and app-config.js\n"
+            f"# rendered into {layout.ohif}.\n"
+            + _static_site(root, build, "ohif", "door_ohif_cache",
+                           {ohif.APP_CONFIG: layout.ohif / ohif.APP_CONFIG,
+                            ohif.INDEX: layout.ohif / ohif.INDEX}))
+
+
+def _console(build: Path) -> str:
+    if (build / "index.html").is_file():
+        return f"# The admin console (Vue): the build in {build}.\n" + _static_site(
+            "/ui/", build, "ui", "door_ui_cache", {})
+    page = ("<!doctype html><html><head><meta charset=utf-8><title>Console not installed</title>"
+            "</head><body><h1>The admin console is not installed</h1><p>No build at "
+            f"{build}. Run <code>scripts/install-console</code> (or <code>scripts/setup</code>)"
+            " and restart the archive.</p></body></html>")
+    assert "'" not in page and "$" not in page
+    return "\n".join([
+        f"# The admin console: no build at {build} when the door started (scripts/install-console).",
+        "location ^~ /ui/ {",
+        "    auth_request off;",
+        "    default_type text/html;",
+        '    add_header Cache-Control "no-store" always;',
+        f"    return 503 '{page}';",
+        "}",
+    ])
+
+
+def _auth_cache(seconds: int) -> str:
+    if seconds <= 0:
+        return "# Archive.Door.AuthCacheSeconds is 0: every request is checked.\nproxy_cache off;"
+    return "\n".join([
+        f"# Cached {seconds} s per credential (Archive.Door.AuthCacheSeconds).",
+        "proxy_cache door_auth;",
+        'proxy_cache_key "$http_authorization|$http_cookie";',
+        f"proxy_cache_valid 200 204 401 403 {seconds}s;",
+        "proxy_cache_lock on;",
+        "proxy_ignore_headers Cache-Control Expires;",
+    ])
+
+
+def _servers(settings: ArchiveSettings, layout: Layout, certificate: CertificatePair | None) -> str:
+    door = settings.door
+    routes = f"include {layout.nginx_routes};"
+    blocks: list[str] = []
+    if door.https.enabled and door.https.redirect_http:
+        blocks.append("\n".join([
+            "# Plain HTTP only redirects to HTTPS (Archive.Door.Https.RedirectHttp).",
+            "server {",
+            "    " + listen(door.listen_address, door.http_port),
+            "    location = /door-health {",
+            "        access_log off;",
+            "        return 204;",
+            "    }",
+            "    location / {",
+            f"        return 301 https://$host:{door.https.port}$request_uri;",
+            "    }",
+            "}",
+        ]))
+    else:
+        blocks.append("\n".join([
+            "# HTTP (Archive.Door.ListenAddress, Archive.Door.HttpPort).",
+            "server {",
+            "    " + listen(door.listen_address, door.http_port),
+            "    " + routes,
+            "}",
+        ]))
+    if door.https.enabled:
+        assert certificate is not None
+        blocks.append("\n".join([
+            "# HTTPS (Archive.Door.Https).",
+            "server {",
+            "    " + listen(door.listen_address, door.https.port, "ssl http2"),
+            f"    ssl_certificate {certificate.certificate};",
+            f"    ssl_certificate_key {certificate.key};",
+            "    ssl_protocols TLSv1.2 TLSv1.3;",
+            "    ssl_prefer_server_ciphers off;",
+            "    ssl_session_cache shared:door_tls:10m;",
+            "    ssl_session_timeout 1d;",
+            "    " + routes,
+            "}",
+        ]))
+    return indent("\n\n".join(blocks))
+
+
+def render_door(
+    *,
+    settings: ArchiveSettings,
+    orthanc: Mapping[str, Any],
+    layout: Layout,
+    credential: Credential,
+    viewer_build: Path | None,
+    console_build: Path,
+    certificate: CertificatePair | None,
+    config_path: Path,
+    euid: int | None = None,
+) -> DoorFiles:
+    """The text of ``nginx.conf`` and ``nginx-routes.conf``."""
+    dicomweb = orthanc.get("DicomWeb") or {}
+    dicomweb_root = str(dicomweb.get("Root") or "/dicom-web/")
+    wado_root = str(dicomweb.get("WadoRoot") or "/wado")
+    rewritten = ohif.rewritten_files(viewer_build) if viewer_build else frozenset()
+    ohif_entries = "\n".join(
+        f'        "{settings.viewer.root}{name}"  "{ohif.REWRITTEN}";' for name in sorted(rewritten)
+        if ohif.cache_control(name, rewritten) == ohif.REWRITTEN)
+    common = {"run": str(layout.run), "logs": str(layout.logs)}
+    proxy_values = {"internal_authorization": credential.basic_authorization()}
+    routes = render(template("nginx-routes.conf"), {
+        **common,
+        "dicomweb_root": dicomweb_root,
+        "wado_root": wado_root,
+        "viewer_root": settings.viewer.root,
+        "max_upload_size": settings.door.max_upload_size,
+        "auth_cache": _auth_cache(settings.door.auth_cache_seconds),
+        "orthanc_proxy": render(template("orthanc-proxy.conf"), proxy_values),
+        "api_proxy": template("api-proxy.conf"),
+        "viewer": _viewer(settings, viewer_build, layout),
+        "console": _console(console_build),
+        "problems": _problem_locations(),
+    })
+    conf = render(template("nginx.conf"), {
+        **common,
+        "config": str(config_path),
+        "user": user_directive(euid),
+        "orthanc_port": str(orthanc["HttpPort"]),
+        "api_port": str(settings.api.port),
+        "auth_cache_seconds": str(settings.door.auth_cache_seconds),
+        "ohif_cache_entries": ohif_entries or "        # (no file rewritten by install-ohif)",
+        "content_hash": ohif.CONTENT_HASH,
+        "servers": _servers(settings, layout, certificate),
+    })
+    return DoorFiles(nginx_conf=conf.rstrip("\n") + "\n", routes_conf=routes.rstrip("\n") + "\n")

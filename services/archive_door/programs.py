@@ -1,0 +1,73 @@
+"""The archive's processes, described once; supervisord and systemd both run these.
+
+Order matters only for stopping and for logs: Orthanc first, then the API service and the
+workers (they wait for Orthanc themselves and report "degraded" until it answers), nginx last.
+Each program keeps running on its own: if one dies, only it is restarted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from archive_config.settings import ArchiveSettings
+
+from .layout import Executables, Layout
+
+
+@dataclass(frozen=True)
+class Program:
+    name: str
+    command: tuple[str, ...]
+    environment: Mapping[str, str] = field(default_factory=dict)
+    #: Seconds a start must last to count as started.
+    start_seconds: int = 3
+    stop_signal: str = "TERM"
+    #: Seconds between the stop signal and SIGKILL.
+    stop_wait_seconds: int = 30
+    description: str = ""
+
+
+def common_environment(layout: Layout, executables: Executables) -> dict[str, str]:
+    """What every program is told about where it runs (docs/architecture.md, run folder)."""
+    return {
+        "ARCHIVE_HOME": str(layout.home),
+        "ARCHIVE_DATA": str(layout.data),
+        "ARCHIVE_RUN": str(layout.run),
+        "ARCHIVE_VENV": executables.plugin_venv,
+        "ARCHIVE_PLUGIN_VENV": executables.plugin_venv,
+        "PYTHONUNBUFFERED": "1",
+    }
+
+
+def programs(settings: ArchiveSettings, layout: Layout, executables: Executables) -> list[Program]:
+    config = str(layout.orthanc_config)
+    orthanc_env = {
+        # Debian's DCMTK (inside Orthanc) leaves Nagle on unless told: DIMSE ingest crawls.
+        "TCP_NODELAY": "1",
+        "LD_PRELOAD": str(executables.thread_stack_shim),
+    }
+    listed = [
+        Program("orthanc", (executables.orthanc, config), orthanc_env, start_seconds=5,
+                stop_wait_seconds=60, description="Orthanc: DICOM, DICOMweb, the index and files"),
+        Program("api", (executables.python, "-m", "archive_api", "--config", config),
+                description="API service: /api, QIDO decoding, health, jobs"),
+    ]
+    for n in range(1, settings.jobs.workers + 1):
+        listed.append(Program(
+            f"worker-{n}",
+            (executables.python, "-m", "archive_worker", "--config", config, "--name", f"worker-{n}"),
+            description="job worker: durable jobs and the change outbox"))
+    listed.append(Program(
+        "door",
+        (executables.nginx, "-p", f"{layout.run}/", "-c", str(layout.nginx_conf), "-e", "stderr",
+         "-g", "daemon off;"),
+        # QUIT: finish the requests in flight, then stop.
+        stop_signal="QUIT", stop_wait_seconds=10, description="the door: nginx"))
+    return listed
+
+
+def shim_missing(executables: Executables) -> Path | None:
+    shim = executables.thread_stack_shim
+    return None if shim.is_file() else shim
