@@ -1,0 +1,145 @@
+"""The FastAPI application: every route under ``/api``, built from dependencies passed in.
+
+:func:`create_app` takes everything it talks to (the Orthanc client, the job queue, the outbox,
+the service registry, the engines, the job kinds), so tests build it over real SQLite databases
+and a real or absent Orthanc, and ``python -m archive_api`` builds it from the run folder
+(:func:`archive_api.wiring.build`).
+
+OpenAPI is generated from the code at ``/api/openapi.json``; ``/api/docs`` is Swagger UI and
+``/api/redoc`` ReDoc, both served from the assets the ``fastapi-offline`` package ships (the
+machine running the archive may have no route to a CDN).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI, Response
+from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
+from sqlalchemy import Engine
+
+from archive_config.config_check import Configuration
+from archive_state.jobs import JobQueue
+from archive_state.outbox import Outbox
+from archive_state.services import ServiceRegistry
+from archive_worker.kinds import KindInfo
+
+from . import dicomweb, errors, jobs, package_version
+from .health import HealthChecker
+from .orthanc import AsyncOrthanc
+
+log = logging.getLogger(__name__)
+
+OPENAPI_URL = "/api/openapi.json"
+DOCS_ASSETS = "/api/docs/assets"
+
+
+@dataclass
+class Dependencies:
+    """What the API talks to; built by :func:`archive_api.wiring.build` or by a test."""
+
+    orthanc: AsyncOrthanc
+    jobs: JobQueue
+    outbox: Outbox
+    registry: ServiceRegistry
+    control_engine: Engine
+    state_engine: Engine
+    kinds: Mapping[str, KindInfo]
+    supervisor_socket: Path | None = None
+    door_url: str | None = None
+    clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+
+
+def _docs_assets() -> Path | None:
+    try:
+        path = Path(str(resources.files("fastapi_offline") / "static"))
+    except ModuleNotFoundError:
+        return None
+    return path if (path / "swagger-ui-bundle.js").is_file() else None
+
+
+def create_app(config: Configuration, deps: Dependencies) -> FastAPI:
+    """The ``/api`` application for one tenant's archive."""
+    version = package_version()
+    root = dicomweb.dicomweb_root(config.orthanc)
+    probe = dicomweb.DecodingProbe(deps.orthanc, root)
+    checker = HealthChecker(
+        config=config, orthanc=deps.orthanc, registry=deps.registry, outbox=deps.outbox,
+        control_engine=deps.control_engine, state_engine=deps.state_engine, probe=probe,
+        version=version, supervisor_socket=deps.supervisor_socket, door_url=deps.door_url,
+        clock=deps.clock)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await probe.check()
+        yield
+        await deps.orthanc.aclose()
+
+    app = FastAPI(
+        title="Regional archive API",
+        version=version,
+        description=(
+            "Our HTTP API beside Orthanc's DICOMweb: health, background jobs and QIDO-RS with "
+            "decoded query values. Errors are RFC 9457 problem details "
+            "(`application/problem+json`)."),
+        openapi_url=OPENAPI_URL, docs_url=None, redoc_url=None, lifespan=lifespan,
+    )
+    errors.install(app)
+    app.state.health = checker
+    app.state.qido_probe = probe
+
+    @app.get("/api/health", tags=["health"], summary="Every service, the platform, features",
+             responses={503: {"description": "Some service is not ok (same body)"}})
+    async def health() -> JSONResponse:
+        document = await checker.document()
+        return JSONResponse(document, status_code=200 if document["status"] == "ok" else 503)
+
+    @app.get("/api/auth/check", tags=["auth"], status_code=204, response_class=Response,
+             summary="nginx auth_request: 204 allows the request")
+    async def auth_check() -> Response:
+        # Everyone is allowed until the security issue brings users and tokens.
+        return Response(status_code=204)
+
+    app.include_router(jobs.router(deps.jobs, deps.kinds))
+    qido = dicomweb.QidoService(deps.orthanc, root, probe, dicomweb.qido_case_sensitive(
+        config.orthanc))
+    app.include_router(dicomweb.router(qido))
+    _docs(app)
+    return app
+
+
+def _docs(app: FastAPI) -> None:
+    assets = _docs_assets()
+    if assets is None:
+        log.warning("fastapi-offline is not installed: /api/docs is off, "
+                    "OpenAPI stays at %s", OPENAPI_URL)
+        return
+    app.mount(DOCS_ASSETS, StaticFiles(directory=assets), name="docs-assets")
+
+    @app.get("/api/docs", include_in_schema=False)
+    async def swagger() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url=OPENAPI_URL, title=f"{app.title} - Swagger UI",
+            swagger_js_url=f"{DOCS_ASSETS}/swagger-ui-bundle.js",
+            swagger_css_url=f"{DOCS_ASSETS}/swagger-ui.css",
+            swagger_favicon_url=f"{DOCS_ASSETS}/favicon.png")
+
+    @app.get("/api/redoc", include_in_schema=False)
+    async def redoc() -> HTMLResponse:
+        return get_redoc_html(
+            openapi_url=OPENAPI_URL, title=f"{app.title} - ReDoc",
+            redoc_js_url=f"{DOCS_ASSETS}/redoc.standalone.js",
+            redoc_favicon_url=f"{DOCS_ASSETS}/favicon.png", with_google_fonts=False)
+
+
+def openapi_document(app: FastAPI) -> dict[str, Any]:
+    return app.openapi()

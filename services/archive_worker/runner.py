@@ -1,0 +1,185 @@
+"""The worker loop: heartbeat, consume the outbox, claim and run jobs; stop cleanly on SIGTERM.
+
+* Every ``PollSeconds`` a background thread records the worker's heartbeat in the control
+  database (``ServiceRegistry``), so ``/api/health`` sees it alive even during a long job.
+* Between jobs the worker consumes the outbox (one worker at a time holds the consumer's lease)
+  and claims the oldest job of a kind it knows; with nothing to do it waits ``PollSeconds``.
+* A job's own heartbeat is the handler's ``progress()`` call (at most one database write a
+  second); when the queue answers False the worker stops the handler (cancel → the job becomes
+  cancelled; lost lease → the worker drops the job, another has it).
+* SIGTERM: the current handler stops at its next ``progress()`` and the job is handed back at
+  once with ``fail(retryable=True)``: queued again after the first back-off delay
+  (``RetryDelaySeconds``), for this or another worker. A handler that ends before it calls
+  ``progress()`` again finishes normally. Then the worker exits 0. A worker killed outright
+  (SIGKILL, a crash) stops heart-beating; once its lease (``LeaseSeconds``) expires the job is
+  claimed again by any worker.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from archive_api.orthanc import OrthancUnreachable
+from archive_config.settings import ArchiveSettings
+from archive_state.errors import LeaseLost as QueueLeaseLost
+from archive_state.jobs import Job, JobQueue
+from archive_state.outbox import Outbox
+from archive_state.services import ServiceRegistry
+
+from . import changes
+from .context import (Handler, JobCancelled, JobContext, JobFailed, JobInterrupted, LeaseLost,
+                      OrthancApi, WorkerStopping)
+
+log = logging.getLogger(__name__)
+
+#: Longest error text kept with a job.
+MAX_ERROR = 2000
+
+
+@dataclass
+class Worker:
+    name: str
+    settings: ArchiveSettings
+    queue: JobQueue
+    outbox: Outbox
+    registry: ServiceRegistry
+    orthanc: OrthancApi
+    kinds: Mapping[str, Handler]
+    version: str
+    progress_interval: float = 1.0
+    monotonic: Callable[[], float] = time.monotonic
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _current: int | None = None
+
+    def stop(self) -> None:
+        """Ask the loop to end (signal handlers call this)."""
+        self._stop.set()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
+
+    # -- the loop --------------------------------------------------------------------------
+
+    def run(self) -> int:
+        beats = threading.Thread(target=self._beat_loop, name=f"{self.name}-heartbeat",
+                                 daemon=True)
+        beats.start()
+        log.info("%s: running kinds %s", self.name, ", ".join(sorted(self.kinds)))
+        try:
+            while not self.stopping:
+                if not self.step():
+                    self._stop.wait(self.settings.jobs.poll_seconds)
+        finally:
+            self._stop.set()
+            beats.join(timeout=5)
+        log.info("%s: stopped", self.name)
+        return 0
+
+    def step(self) -> bool:
+        """One round: consume changes, run one job. True when there was something to do."""
+        busy = False
+        try:
+            context = changes.ChangeContext(self.queue, self.settings, log)
+            busy = self.outbox.consume(
+                changes.CONSUMER, lambda batch: changes.dispatch(batch, context)) > 0
+        except Exception:
+            log.exception("%s: consuming the outbox failed; the changes will come again",
+                          self.name)
+        if self.stopping:
+            return busy
+        try:
+            job = self.queue.claim(self.name, kinds=list(self.kinds))
+        except Exception:
+            log.exception("%s: claiming a job failed", self.name)
+            return busy
+        if job is None:
+            return busy
+        self.run_job(job)
+        return True
+
+    def _beat_loop(self) -> None:
+        while True:
+            self.beat()
+            if self._stop.wait(self.settings.jobs.poll_seconds):
+                return
+
+    def beat(self) -> None:
+        detail: dict[str, Any] = {"job": self._current, "kinds": sorted(self.kinds)}
+        try:
+            self.registry.beat(self.name, self.settings.tenant, os.getpid(), self.version, detail)
+        except Exception:
+            log.exception("%s: heartbeat failed", self.name)
+
+    # -- one job ---------------------------------------------------------------------------
+
+    def run_job(self, job: Job) -> None:
+        handler = self.kinds[job.kind]
+        self._current = job.id
+        job_log = logging.getLogger(f"archive_worker.job.{job.kind}")
+        log.info("%s: job %s (%s) attempt %s/%s", self.name, job.id, job.kind, job.attempts,
+                 job.max_attempts)
+        try:
+            result = handler(job, JobContext(self.orthanc, self._progress(job), job_log))
+        except JobCancelled:
+            self._fail(job, "cancelled on request", retryable=False)
+        except LeaseLost:
+            log.warning("%s: job %s was taken over; dropping it", self.name, job.id)
+        except WorkerStopping:
+            self._fail(job, "worker stopped (SIGTERM) before the job ended", retryable=True)
+        except JobFailed as exc:
+            self._fail(job, _with_result(str(exc), exc.result), retryable=False)
+        except OrthancUnreachable as exc:
+            self._fail(job, f"Orthanc not reachable: {exc}", retryable=True)
+        except Exception as exc:
+            log.exception("%s: job %s raised", self.name, job.id)
+            self._fail(job, f"{type(exc).__name__}: {exc}", retryable=True)
+        else:
+            try:
+                self.queue.succeed(job.id, self.name, result)
+            except QueueLeaseLost:
+                log.warning("%s: job %s finished after its lease was lost; result dropped",
+                            self.name, job.id)
+        finally:
+            self._current = None
+
+    def _fail(self, job: Job, error: str, *, retryable: bool) -> None:
+        try:
+            self.queue.fail(job.id, self.name, error[:MAX_ERROR], retryable=retryable)
+        except QueueLeaseLost:
+            log.warning("%s: job %s: lease lost before reporting %r", self.name, job.id, error)
+
+    def _progress(self, job: Job) -> Callable[[int, int | None, str | None], None]:
+        last = [float("-inf")]
+
+        def progress(done: int, total: int | None = None, message: str | None = None) -> None:
+            if self.stopping:
+                raise WorkerStopping(f"job {job.id}: worker stopping")
+            now = self.monotonic()
+            if now - last[0] < self.progress_interval and done != total:
+                return
+            last[0] = now
+            if self.queue.heartbeat(job.id, self.name, done=done, total=total, message=message):
+                return
+            current = self.queue.get(job.id)
+            if current.cancel_requested and current.lease_owner == self.name:
+                raise JobCancelled(f"job {job.id}: cancel asked")
+            raise LeaseLost(f"job {job.id}: lease lost to {current.lease_owner}")
+
+        return progress
+
+
+def _with_result(message: str, result: Mapping[str, Any] | None) -> str:
+    if not result:
+        return message
+    failed = result.get("failed")
+    return f"{message}: {failed}" if failed else message
+
+
+__all__ = ["Worker", "JobInterrupted"]
