@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import logging
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Literal
@@ -37,25 +37,29 @@ logger = logging.getLogger(__name__)
 
 Tree = Literal["control", "state"]
 
-BUSY_TIMEOUT_MS = 10_000
+BUSY_TIMEOUT_SECONDS = 10.0
 _WRITE_OPTION = "archive_state_write"
 _MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 # pg_advisory_lock keys, one per tree: two processes starting at once migrate one after the other.
 _MIGRATION_LOCK_KEYS: dict[str, int] = {"control": 0x41524348_00000001, "state": 0x41524348_00000002}
 
 
-def make_engine(url: str, **kwargs: Any) -> Engine:
+def make_engine(url: str, *, busy_timeout_seconds: float = BUSY_TIMEOUT_SECONDS, **kwargs: Any) -> Engine:
     """An engine for ``sqlite:///<path>`` or ``postgresql+psycopg://…``, set up for several
-    processes writing at once (see the module docstring). ``kwargs`` go to
-    :func:`sqlalchemy.create_engine` (pool sizes, ``echo``)."""
+    processes writing at once (see the module docstring). ``busy_timeout_seconds`` is how long a
+    SQLite writer waits for the lock; ``kwargs`` go to :func:`sqlalchemy.create_engine`."""
     parsed = make_url(url)
     backend = parsed.get_backend_name()
     if backend == "sqlite":
         if parsed.database in (None, "", ":memory:"):
             raise ValueError("the state databases must be SQLite files, not in-memory databases")
-        connect_args = {"timeout": BUSY_TIMEOUT_MS / 1000, "check_same_thread": False}
+        connect_args = {
+            "timeout": busy_timeout_seconds,
+            "check_same_thread": False,
+            **kwargs.pop("connect_args", {}),
+        }
         engine = create_engine(url, connect_args=connect_args, **kwargs)
-        event.listen(engine, "connect", _sqlite_connect)
+        event.listen(engine, "connect", _sqlite_connect(int(busy_timeout_seconds * 1000)))
         event.listen(engine, "begin", _sqlite_begin)
         return engine
     if backend == "postgresql":
@@ -66,16 +70,19 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     raise ValueError(f"unsupported database URL {parsed.render_as_string(hide_password=True)!r}")
 
 
-def _sqlite_connect(dbapi_connection: sqlite3.Connection, record: ConnectionPoolEntry) -> None:
-    dbapi_connection.isolation_level = None  # we emit BEGIN ourselves (_sqlite_begin)
-    cursor = dbapi_connection.cursor()
-    try:
-        cursor.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-        cursor.execute("PRAGMA journal_mode = WAL")
-        cursor.execute("PRAGMA synchronous = NORMAL")  # durable across process crashes in WAL
-        cursor.execute("PRAGMA foreign_keys = ON")
-    finally:
-        cursor.close()
+def _sqlite_connect(busy_timeout_ms: int) -> Callable[[sqlite3.Connection, ConnectionPoolEntry], None]:
+    def on_connect(dbapi_connection: sqlite3.Connection, record: ConnectionPoolEntry) -> None:
+        dbapi_connection.isolation_level = None  # we emit BEGIN ourselves (_sqlite_begin)
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute(f"PRAGMA busy_timeout = {busy_timeout_ms}")
+            cursor.execute("PRAGMA journal_mode = WAL")
+            cursor.execute("PRAGMA synchronous = NORMAL")  # durable across process crashes in WAL
+            cursor.execute("PRAGMA foreign_keys = ON")
+        finally:
+            cursor.close()
+
+    return on_connect
 
 
 def _sqlite_begin(conn: Connection) -> None:

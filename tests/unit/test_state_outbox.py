@@ -1,0 +1,108 @@
+"""The change outbox on real SQLite files; :class:`OutboxContract` runs on PostgreSQL too
+(``tests/integration/test_state_postgres.py``)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import pytest
+from sqlalchemy.engine import Engine
+
+from archive_state.db import make_engine, migrate
+from archive_state.outbox import Change, Outbox
+from tests.unit.test_state_jobs import ManualClock
+
+
+class OutboxContract:
+    @pytest.fixture
+    def engine(self, state_url: str) -> Iterator[Engine]:
+        engine = make_engine(state_url)
+        yield engine
+        engine.dispose()
+
+    @pytest.fixture
+    def clock(self) -> ManualClock:
+        return ManualClock()
+
+    @pytest.fixture
+    def outbox(self, engine: Engine, clock: ManualClock) -> Outbox:
+        return Outbox(engine, "default", lease_seconds=60, clock=clock)
+
+    def test_consume_hands_out_changes_in_order_once(self, outbox: Outbox) -> None:
+        for n in range(5):
+            outbox.append("NewInstance", "Instance", f"i{n}")
+        seen: list[Change] = []
+        assert outbox.pending("catalogue") == 5
+        assert outbox.consume("catalogue", seen.extend, limit=3) == 3
+        assert outbox.consume("catalogue", seen.extend, limit=3) == 2
+        assert outbox.consume("catalogue", seen.extend) == 0
+        assert [c.resource_id for c in seen] == [f"i{n}" for n in range(5)]
+        assert [c.seq for c in seen] == sorted(c.seq for c in seen)
+        assert (seen[0].change_type, seen[0].resource_type, seen[0].tenant) == ("NewInstance", "Instance", "default")
+        assert seen[0].created_at.tzinfo is not None
+        assert outbox.pending("catalogue") == 0
+
+    def test_cursor_stays_when_the_handler_fails(self, outbox: Outbox) -> None:
+        outbox.append("StableStudy", "Study", "s1")
+
+        def broken(changes: Sequence[Change]) -> None:
+            raise RuntimeError("RIS unreachable")
+
+        with pytest.raises(RuntimeError):
+            outbox.consume("ris", broken)
+        assert outbox.pending("ris") == 1
+        seen: list[Change] = []
+        assert outbox.consume("ris", seen.extend) == 1  # delivered again: at least once
+        assert [c.resource_id for c in seen] == ["s1"]
+
+    def test_consumers_and_tenants_have_their_own_cursors(self, engine: Engine, outbox: Outbox, clock: ManualClock) -> None:
+        other_tenant = Outbox(engine, "clinic-1", clock=clock)
+        outbox.append("NewStudy", "Study", "a")
+        other_tenant.append("NewStudy", "Study", "b")
+        seen_a: list[Change] = []
+        seen_b: list[Change] = []
+        assert outbox.consume("one", seen_a.extend) == 1
+        assert outbox.consume("two", seen_b.extend) == 1
+        assert [c.resource_id for c in seen_a] == [c.resource_id for c in seen_b] == ["a"]
+        assert other_tenant.pending("one") == 1
+
+    def test_one_consumer_at_a_time(self, engine: Engine, outbox: Outbox, clock: ManualClock) -> None:
+        rival = Outbox(engine, "default", lease_seconds=60, clock=clock)
+        outbox.append("NewInstance", "Instance", "i1")
+        rival_got: list[int] = []
+
+        def handler(changes: Sequence[Change]) -> None:
+            # While we handle the batch, the same consumer elsewhere gets nothing.
+            rival_got.append(rival.consume("catalogue", lambda c: None))
+
+        assert outbox.consume("catalogue", handler) == 1
+        assert rival_got == [0]
+        assert outbox.pending("catalogue") == 0
+
+    def test_a_stale_consumer_loses_its_batch_to_the_next(
+        self, engine: Engine, outbox: Outbox, clock: ManualClock
+    ) -> None:
+        rival = Outbox(engine, "default", lease_seconds=60, clock=clock)
+        outbox.append("NewInstance", "Instance", "i1")
+        rival_seen: list[Change] = []
+
+        def slow(changes: Sequence[Change]) -> None:
+            clock.advance(61)  # the handler outlives its lease; another process takes over
+            assert rival.consume("catalogue", rival_seen.extend) == 1
+
+        assert outbox.consume("catalogue", slow) == 0  # its cursor update is refused
+        assert [c.resource_id for c in rival_seen] == ["i1"]
+        assert outbox.pending("catalogue") == 0
+
+    def test_append_refuses_empty_fields(self, outbox: Outbox) -> None:
+        with pytest.raises(ValueError):
+            outbox.append("NewInstance", "Instance", "")
+
+
+class TestOutboxSQLite(OutboxContract):
+    @pytest.fixture
+    def state_url(self, tmp_path: Path) -> str:
+        url = f"sqlite:///{tmp_path / 'state.sqlite'}"
+        migrate(url, "state")
+        return url
