@@ -232,6 +232,7 @@ def test_refused_instance_over_dimse_is_a_clear_error() -> None:
     ae.supported_contexts = AllStoragePresentationContexts
     server = ae.start_server(("127.0.0.1", 0), block=False,
                              evt_handlers=[(evt.EVT_C_STORE, lambda event: 0xA700)])
+    assert server is not None  # block=False returns the running server
     try:
         port = server.server_address[1]
         run = demo_data("--dicom", f"127.0.0.1:{port}", "--aet", "REFUSER", "--only", "DX",

@@ -20,7 +20,10 @@ import requests
 from dicomweb_client.api import DICOMwebClient
 from PIL import Image
 from pydicom.dataset import Dataset
+from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian
 
+from archive_tools import synthetic
+from archive_tools.synthetic import PatientInfo, StudyInfo
 from testkit import dicom_data as dd
 from testkit.archive_process import ArchiveProcess
 
@@ -28,19 +31,19 @@ pytestmark = pytest.mark.integration
 
 PAGED_STUDIES = 7
 # Frames as they are stored, uncompressed (PS3.18 8.7.3.5.2).
-OCTET_STREAM = (("application/octet-stream", dd.EXPLICIT_VR_LE),)
+OCTET_STREAM = (("application/octet-stream", ExplicitVRLittleEndian),)
 
 
 @dataclass
 class WebData:
     token: str
-    zhang: dd.Patient
-    wang: dd.Patient
+    zhang: PatientInfo
+    wang: PatientInfo
     chest: list[Dataset]      # Zhang, 2024-03-15: CT (3) + MR (2) + DX (1)
     prior: list[Dataset]      # Zhang, 2023-11-05: CT (2)
     cine: Dataset             # Wang, 2024-06-01: US multi-frame (6 frames)
     paged: list[list[Dataset]]  # PAGED_STUDIES one-instance studies of a third patient
-    paged_patient: dd.Patient
+    paged_patient: PatientInfo
 
     @property
     def patient_pattern(self) -> str:
@@ -63,19 +66,23 @@ def client(archive: ArchiveProcess) -> DICOMwebClient:
 def data(client: DICOMwebClient) -> WebData:
     """All test studies, sent by STOW-RS (one request per study)."""
     token = dd.unique_token()
-    zhang = dd.Patient(f"WEB-{token}-1", "张^伟", "19650412", "M")
-    wang = dd.Patient(f"WEB-{token}-2", "WANG^FANG=王^芳", "19881120", "F")
-    chest_study = dd.Study(date="20240315", accession=f"W{token}", description="胸部CT平扫")
-    chest = [*dd.ct_series(zhang, chest_study, slices=3, series_number=1, seed=11),
-             *dd.mr_series(zhang, chest_study, slices=2, series_number=2, seed=12),
-             dd.dx_image(zhang, chest_study, series_number=3, seed=13)]
-    prior_study = dd.Study(date="20231105", accession=f"X{token}", description="胸部CT复查")
-    prior = dd.ct_series(zhang, prior_study, slices=2, seed=14)
-    cine_study = dd.Study(date="20240601", accession=f"Y{token}", description="心脏超声")
-    cine = dd.us_cine(wang, cine_study, frames=6, seed=15)
-    paged_patient = dd.Patient(f"PAGE-{token}", "周^杰", "19900101", "M")
-    paged = [[dd.dx_image(paged_patient, dd.Study(date=f"202401{day:02d}",
-                                                    accession=f"P{token}{day}"), seed=day)]
+    zhang = PatientInfo("张^伟", f"WEB-{token}-1", "19650412", "M")
+    wang = PatientInfo("WANG^FANG=王^芳", f"WEB-{token}-2", "19881120", "F")
+    chest_study = StudyInfo(date="20240315", accession=f"W{token}", description="胸部CT平扫")
+    chest = [*synthetic.ct_volume(3, 64, 64, patient=zhang, study=chest_study, series_number=1,
+                                  seed=11),
+             *synthetic.mr_series(2, 64, 64, patient=zhang, study=chest_study, series_number=2,
+                                  bits_stored=16, seed=12),
+             synthetic.dx_image(64, 64, patient=zhang, study=chest_study, series_number=3,
+                                bits_stored=8, seed=13)]
+    prior_study = StudyInfo(date="20231105", accession=f"X{token}", description="胸部CT复查")
+    prior = synthetic.ct_volume(2, 64, 64, patient=zhang, study=prior_study, seed=14)
+    cine_study = StudyInfo(date="20240601", accession=f"Y{token}", description="心脏超声")
+    cine = synthetic.us_cine(6, 48, 64, patient=wang, study=cine_study, color=False, seed=15)
+    paged_patient = PatientInfo("周^杰", f"PAGE-{token}", "19900101", "M")
+    paged = [[synthetic.dx_image(32, 32, patient=paged_patient, seed=day,
+                                 study=StudyInfo(date=f"202401{day:02d}",
+                                                 accession=f"P{token}{day}"))]
              for day in range(1, PAGED_STUDIES + 1)]
     for study in (chest, prior, [cine], *paged):
         response = client.store_instances(study)
@@ -115,8 +122,8 @@ def test_stow_rs_stored_the_multi_series_study(data: WebData, archive: ArchivePr
 
 
 def test_stow_rs_response_references_the_instances(client: DICOMwebClient) -> None:
-    patient = dd.Patient(f"WEB-STOW-{dd.unique_token()}", "吴^敏")
-    study = dd.ct_series(patient, dd.Study(), slices=2, seed=21)
+    patient = PatientInfo("吴^敏", f"WEB-STOW-{dd.unique_token()}")
+    study = synthetic.ct_volume(2, 64, 64, patient=patient, study=StudyInfo(), seed=21)
     response = client.store_instances(study)
     assert not response.get("FailedSOPSequence")
     references = {str(item.ReferencedSOPInstanceUID): item for item in
@@ -124,7 +131,7 @@ def test_stow_rs_response_references_the_instances(client: DICOMwebClient) -> No
     assert set(references) == dd.sop_instance_uids(study)
     for ds in study:
         item = references[str(ds.SOPInstanceUID)]
-        assert str(item.ReferencedSOPClassUID) == dd.CT_IMAGE
+        assert str(item.ReferencedSOPClassUID) == CTImageStorage
         assert item.RetrieveURL.endswith(
             f"/studies/{ds.StudyInstanceUID}/series/{ds.SeriesInstanceUID}"
             f"/instances/{ds.SOPInstanceUID}")
@@ -137,7 +144,8 @@ def test_stow_rs_response_references_the_instances(client: DICOMwebClient) -> No
     "and serves it back the same way from WADO-RS and /instances/{id}/file"))
 def test_stow_rs_of_a_bare_data_set_is_served_as_a_part10_file(
         client: DICOMwebClient, archive: ArchiveProcess, http: requests.Session) -> None:
-    ds = dd.dx_image(dd.Patient(f"WEB-BARE-{dd.unique_token()}", "郑^洁"), dd.Study(), seed=31)
+    ds = synthetic.dx_image(64, 64, patient=PatientInfo("郑^洁", f"WEB-BARE-{dd.unique_token()}"),
+                            seed=31)
     ds.preamble = None
     client.store_instances([ds])
     r = http.post(f"{archive.url}/tools/lookup", data=str(ds.SOPInstanceUID), timeout=10)
@@ -152,13 +160,13 @@ def test_stow_rs_of_a_bare_data_set_is_served_as_a_part10_file(
 # --- QIDO-RS ------------------------------------------------------------------------------------
 
 def test_qido_studies_by_patient_id(data: WebData, client: DICOMwebClient) -> None:
-    found = as_datasets(client.search_for_studies(search_filters={"PatientID": data.zhang.id},
+    found = as_datasets(client.search_for_studies(search_filters={"PatientID": data.zhang.patient_id},
                                                   fields=["StudyDescription"]))
     by_uid = {str(ds.StudyInstanceUID): ds for ds in found}
     assert set(by_uid) == {study_uid(data.chest), study_uid(data.prior)}
     chest = by_uid[study_uid(data.chest)]
     assert (str(chest.PatientName), chest.PatientID, chest.StudyDate) == (
-        "张^伟", data.zhang.id, "20240315")
+        "张^伟", data.zhang.patient_id, "20240315")
     assert (chest.AccessionNumber, chest.StudyDescription) == (f"W{data.token}", "胸部CT平扫")
     assert set(chest.ModalitiesInStudy) == {"CT", "MR", "DX"}
     assert (int(chest.NumberOfStudyRelatedSeries),
@@ -176,7 +184,7 @@ def test_qido_studies_by_patient_id(data: WebData, client: DICOMwebClient) -> No
 def test_qido_studies_by_date_range(date_range: str, expected: set[str], data: WebData,
                                     client: DICOMwebClient) -> None:
     names = {"chest": study_uid(data.chest), "prior": study_uid(data.prior)}
-    found = client.search_for_studies(search_filters={"PatientID": data.zhang.id,
+    found = client.search_for_studies(search_filters={"PatientID": data.zhang.patient_id,
                                                       "StudyDate": date_range})
     assert uids(found, "StudyInstanceUID") == {names[e] for e in expected}
 
@@ -185,9 +193,9 @@ def test_qido_studies_by_modality(data: WebData, client: DICOMwebClient) -> None
     for patient, modality, expected in ((data.wang, "US", {str(data.cine.StudyInstanceUID)}),
                                         (data.zhang, "MR", {study_uid(data.chest)}),
                                         (data.zhang, "US", set())):
-        found = client.search_for_studies(search_filters={"PatientID": patient.id,
+        found = client.search_for_studies(search_filters={"PatientID": patient.patient_id,
                                                           "ModalitiesInStudy": modality})
-        assert uids(found, "StudyInstanceUID") == expected, (patient.id, modality)
+        assert uids(found, "StudyInstanceUID") == expected, (patient.patient_id, modality)
 
 
 def test_qido_wildcards_sent_unencoded(data: WebData, archive: ArchiveProcess,
@@ -198,10 +206,10 @@ def test_qido_wildcards_sent_unencoded(data: WebData, archive: ArchiveProcess,
         assert r.status_code == 200, r.text
         return uids(r.json(), "PatientID")
 
-    assert search(f"PatientID={data.patient_pattern}") == {data.zhang.id, data.wang.id}
-    assert search(f"PatientID=WEB-{data.token}-?") == {data.zhang.id, data.wang.id}
-    assert search(f"PatientID={data.patient_pattern}&PatientName=WANG*") == {data.wang.id}
-    assert search(f"PatientID={data.patient_pattern}&PatientName=*fang*") == {data.wang.id}
+    assert search(f"PatientID={data.patient_pattern}") == {data.zhang.patient_id, data.wang.patient_id}
+    assert search(f"PatientID=WEB-{data.token}-?") == {data.zhang.patient_id, data.wang.patient_id}
+    assert search(f"PatientID={data.patient_pattern}&PatientName=WANG*") == {data.wang.patient_id}
+    assert search(f"PatientID={data.patient_pattern}&PatientName=*fang*") == {data.wang.patient_id}
     assert search(f"PatientID={data.patient_pattern}&PatientName=LI*") == set()
 
 
@@ -232,7 +240,7 @@ def test_qido_percent_encoded_matching(keyword: str, value: str, who: set[str], 
     else:
         filters["PatientID"] = f"WEB-{data.token}-{value}"
     found = client.search_for_studies(search_filters=filters)
-    ids = {"zhang": data.zhang.id, "wang": data.wang.id}
+    ids = {"zhang": data.zhang.patient_id, "wang": data.wang.patient_id}
     assert uids(found, "PatientID") == {ids[w] for w in who}
 
 
@@ -252,7 +260,7 @@ def test_qido_series_of_a_study(data: WebData, client: DICOMwebClient) -> None:
 
 
 def test_qido_series_by_modality_across_studies(data: WebData, client: DICOMwebClient) -> None:
-    found = client.search_for_series(search_filters={"PatientID": data.zhang.id,
+    found = client.search_for_series(search_filters={"PatientID": data.zhang.patient_id,
                                                      "Modality": "CT"})
     assert uids(found, "SeriesInstanceUID") == {
         str(data.chest_series("CT")[0].SeriesInstanceUID),
@@ -264,7 +272,7 @@ def test_qido_instances_of_a_series(data: WebData, client: DICOMwebClient) -> No
     found = as_datasets(client.search_for_instances(study_uid(ct), str(ct[0].SeriesInstanceUID)))
     got = {(str(ds.SOPInstanceUID), str(ds.SOPClassUID), int(ds.InstanceNumber))
            for ds in found}
-    assert got == {(str(ds.SOPInstanceUID), dd.CT_IMAGE, int(ds.InstanceNumber)) for ds in ct}
+    assert got == {(str(ds.SOPInstanceUID), CTImageStorage, int(ds.InstanceNumber)) for ds in ct}
 
 
 def test_qido_instances_by_attribute_in_a_study(data: WebData, client: DICOMwebClient) -> None:
@@ -283,42 +291,41 @@ def test_qido_includefield(data: WebData, client: DICOMwebClient) -> None:
         fields=["InstitutionName", "00180050", "SliceLocation"]))
     assert len(found) == 3
     for ds in found:
-        assert ds.InstitutionName == "县人民医院"
-        assert float(ds.SliceThickness) == 5.0
-    assert sorted(float(ds.SliceLocation) for ds in found) == [-10.0, -5.0, 0.0]
+        assert ds.InstitutionName == ct[0].InstitutionName
+        assert float(ds.SliceThickness) == float(ct[0].SliceThickness)
+    assert sorted(float(ds.SliceLocation) for ds in found) == sorted(
+        float(ds.SliceLocation) for ds in ct)
 
 
 def test_qido_paging_with_limit_and_offset(data: WebData, client: DICOMwebClient) -> None:
     expected = {study_uid(study) for study in data.paged}
     pages: list[list[str]] = []
     for offset in range(0, PAGED_STUDIES, 3):
-        page = client.search_for_studies(search_filters={"PatientID": data.paged_patient.id},
+        page = client.search_for_studies(search_filters={"PatientID": data.paged_patient.patient_id},
                                          limit=3, offset=offset)
         pages.append([str(ds.StudyInstanceUID) for ds in as_datasets(page)])
     assert [len(page) for page in pages] == [3, 3, 1]
     flat = [uid for page in pages for uid in page]
     assert len(set(flat)) == len(flat), f"pages overlap: {pages}"
     assert set(flat) == expected
-    beyond = client.search_for_studies(search_filters={"PatientID": data.paged_patient.id},
+    beyond = client.search_for_studies(search_filters={"PatientID": data.paged_patient.patient_id},
                                        limit=3, offset=PAGED_STUDIES)
     assert beyond == []
 
 
 def test_qido_gb18030_instance(client: DICOMwebClient) -> None:
     """An instance stored in GB18030 is answered in Unicode JSON (PS3.18 F.2.1)."""
-    patient = dd.Patient(f"WEB-GB-{dd.unique_token()}", "李^喆")
-    ds = dd.image_dataset(dd.xray_pixels(32, 32), sop_class_uid=dd.DX_IMAGE_PRESENTATION,
-                          modality="DX", patient=patient, study=dd.Study(description="胸片"),
-                          series_uid=pydicom.uid.generate_uid(), series_number=1,
-                          instance_number=1, bits_stored=8, charset="GB18030")
-    assert "李^喆".encode("gb18030") in dd.to_bytes(ds)
+    patient = PatientInfo("李^喆", f"WEB-GB-{dd.unique_token()}")
+    ds = synthetic.dx_image(32, 32, patient=patient, study=StudyInfo(description="胸片"),
+                            bits_stored=8, charset="GB18030")
+    assert "李^喆".encode("gb18030") in synthetic.to_bytes(ds)
     client.store_instances([ds])
-    (found,) = as_datasets(client.search_for_studies(search_filters={"PatientID": patient.id},
+    (found,) = as_datasets(client.search_for_studies(search_filters={"PatientID": patient.patient_id},
                                                      fields=["StudyDescription"]))
     assert (str(found.PatientName), found.StudyDescription) == ("李^喆", "胸片")
     (series,) = as_datasets(client.search_for_series(str(ds.StudyInstanceUID),
                                                      fields=["InstitutionName"]))
-    assert series.InstitutionName == "县人民医院"
+    assert series.InstitutionName == ds.InstitutionName
 
 
 # --- WADO-RS ------------------------------------------------------------------------------------
@@ -327,7 +334,7 @@ def test_wado_retrieve_instance_is_what_was_sent(data: WebData, client: DICOMweb
     sent = data.chest[0]
     got = client.retrieve_instance(study_uid(data.chest), str(sent.SeriesInstanceUID),
                                    str(sent.SOPInstanceUID))
-    assert str(got.file_meta.TransferSyntaxUID) == dd.EXPLICIT_VR_LE
+    assert str(got.file_meta.TransferSyntaxUID) == ExplicitVRLittleEndian
     assert got == sent, "the retrieved data set differs from the one stored"
     assert np.array_equal(dd.pixels(got), dd.pixels(sent))
 
@@ -338,7 +345,7 @@ def test_wado_retrieve_study_metadata(data: WebData, client: DICOMwebClient) -> 
     assert set(by_uid) == dd.sop_instance_uids(data.chest)
     for sent in data.chest:
         meta = by_uid[str(sent.SOPInstanceUID)]
-        assert (str(meta.PatientName), meta.PatientID) == ("张^伟", data.zhang.id)
+        assert (str(meta.PatientName), meta.PatientID) == ("张^伟", data.zhang.patient_id)
         assert (meta.Modality, int(meta.Rows), int(meta.Columns)) == (
             sent.Modality, sent.Rows, sent.Columns)
         assert meta.SeriesDescription == sent.SeriesDescription
@@ -353,8 +360,9 @@ def test_wado_retrieve_series_metadata(data: WebData, client: DICOMwebClient) ->
                                                           str(mr[0].SeriesInstanceUID)))
     assert {str(ds.SOPInstanceUID) for ds in metadata} == dd.sop_instance_uids(mr)
     for ds in metadata:
-        assert (ds.Modality, int(ds.BitsStored), float(ds.EchoTime)) == ("MR", 16, 90.0)
-        assert ds.SeriesDescription == "T2 横断位"
+        assert (ds.Modality, int(ds.BitsStored), float(ds.EchoTime)) == (
+            "MR", 16, float(mr[0].EchoTime))
+        assert ds.SeriesDescription == mr[0].SeriesDescription
 
 
 def test_wado_retrieve_frames_of_a_single_frame_image(data: WebData,

@@ -22,10 +22,23 @@ import pydicom
 import pytest
 import requests
 from pydicom.dataset import Dataset
+from pydicom.uid import (
+    CTImageStorage,
+    DigitalXRayImageStorageForPresentation,
+    ExplicitVRLittleEndian,
+)
 from pynetdicom import AE, StoragePresentationContexts, evt
 from pynetdicom.association import Association
 from pynetdicom.events import Event
+from pynetdicom.sop_class import (  # type: ignore[attr-defined]
+    PatientRootQueryRetrieveInformationModelFind,
+    StudyRootQueryRetrieveInformationModelFind,
+    StudyRootQueryRetrieveInformationModelMove,
+    Verification,
+)
 
+from archive_tools import synthetic
+from archive_tools.synthetic import PatientInfo, StudyInfo
 from testkit import dcmtk
 from testkit import dicom_data as dd
 from testkit.archive_process import ArchiveProcess, free_port
@@ -39,8 +52,8 @@ CALLING_AET = "DIMSETEST"
 
 @dataclass
 class StudyData:
-    study: dd.Study
-    patient: dd.Patient
+    study: StudyInfo
+    patient: PatientInfo
     datasets: list[Dataset]
 
     @property
@@ -61,8 +74,8 @@ class StudyData:
 @dataclass
 class DimseData:
     token: str
-    zhang: dd.Patient
-    wang: dd.Patient
+    zhang: PatientInfo
+    wang: PatientInfo
     chest: StudyData       # Zhang: CT (3) + MR (2) + DX (1), 2024-03-15
     prior: StudyData       # Zhang: CT (2), 2023-11-05
     echo: StudyData        # Wang: US cine (1 multi-frame) + DX (1), 2024-06-01
@@ -83,25 +96,31 @@ class DimseData:
 @pytest.fixture(scope="module")
 def data(tmp_path_factory: pytest.TempPathFactory) -> DimseData:
     token = dd.unique_token()
-    zhang = dd.Patient(f"DIMSE-{token}-1", "张^伟", "19650412", "M")
-    wang = dd.Patient(f"DIMSE-{token}-2", "WANG^FANG=王^芳", "19881120", "F")
-    chest_study = dd.Study(date="20240315", time="093000", accession=f"A{token}",
-                           description="胸部CT平扫")
+    zhang = PatientInfo("张^伟", f"DIMSE-{token}-1", "19650412", "M")
+    wang = PatientInfo("WANG^FANG=王^芳", f"DIMSE-{token}-2", "19881120", "F")
+    chest_study = StudyInfo(date="20240315", time="093000", accession=f"A{token}",
+                            description="胸部CT平扫")
     chest = StudyData(chest_study, zhang, [
-        *dd.ct_series(zhang, chest_study, slices=3, series_number=1, seed=1),
-        *dd.mr_series(zhang, chest_study, slices=2, series_number=2, seed=2),
-        dd.dx_image(zhang, chest_study, series_number=3, seed=3),
+        *synthetic.ct_volume(3, 64, 64, patient=zhang, study=chest_study, series_number=1,
+                             seed=1),
+        *synthetic.mr_series(2, 64, 64, patient=zhang, study=chest_study, series_number=2,
+                             bits_stored=16, seed=2),
+        synthetic.dx_image(64, 64, patient=zhang, study=chest_study, series_number=3,
+                           bits_stored=8, seed=3),
     ])
-    prior_study = dd.Study(date="20231105", time="141500", accession=f"B{token}",
-                           description="胸部CT复查")
-    prior = StudyData(prior_study, zhang, dd.ct_series(zhang, prior_study, slices=2, seed=4))
-    echo_study = dd.Study(date="20240601", time="080000", accession=f"C{token}",
-                          description="心脏超声")
-    echo = StudyData(echo_study, wang, [dd.us_cine(wang, echo_study, frames=4, seed=5),
-                                        dd.dx_image(wang, echo_study, series_number=5, seed=6)])
+    prior_study = StudyInfo(date="20231105", time="141500", accession=f"B{token}",
+                            description="胸部CT复查")
+    prior = StudyData(prior_study, zhang,
+                      synthetic.ct_volume(2, 64, 64, patient=zhang, study=prior_study, seed=4))
+    echo_study = StudyInfo(date="20240601", time="080000", accession=f"C{token}",
+                           description="心脏超声")
+    echo = StudyData(echo_study, wang, [
+        synthetic.us_cine(4, 48, 64, patient=wang, study=echo_study, color=False, seed=5),
+        synthetic.dx_image(64, 64, patient=wang, study=echo_study, series_number=5, seed=6),
+    ])
     folder = tmp_path_factory.mktemp("dimse-data")
     result = DimseData(token, zhang, wang, chest, prior, echo, folder)
-    dd.write_files(result.all_datasets(), folder / "in")
+    synthetic.write_files(result.all_datasets(), folder / "in")
     return result
 
 
@@ -174,7 +193,7 @@ def test_storescu_stores_a_multi_series_study(stored: DimseData, archive: Archiv
     assert counts == {"CT": 3, "MR": 2, "DX": 1}
 
     patient = http.get(f"{archive.url}/patients/"
-                       f"{orthanc_id(http, archive, stored.zhang.id, 'Patient')}",
+                       f"{orthanc_id(http, archive, stored.zhang.patient_id, 'Patient')}",
                        timeout=10).json()
     assert len(patient["Studies"]) == 2
     instance = orthanc_id(http, archive, str(stored.chest.datasets[0].SOPInstanceUID), "Instance")
@@ -191,8 +210,8 @@ def test_find_patients_patient_root(stored: DimseData, archive: ArchiveProcess,
         PatientBirthDate="", PatientSex="", NumberOfPatientRelatedStudies="",
         NumberOfPatientRelatedInstances=""))
     by_id = {str(ds.PatientID): ds for ds in found}
-    assert set(by_id) == {stored.zhang.id, stored.wang.id}
-    zhang, wang = by_id[stored.zhang.id], by_id[stored.wang.id]
+    assert set(by_id) == {stored.zhang.patient_id, stored.wang.patient_id}
+    zhang, wang = by_id[stored.zhang.patient_id], by_id[stored.wang.patient_id]
     assert (str(zhang.PatientName), zhang.PatientBirthDate, zhang.PatientSex) == (
         "张^伟", "19650412", "M")
     assert str(wang.PatientName) == "WANG^FANG=王^芳"
@@ -206,7 +225,7 @@ def test_find_patients_patient_root(stored: DimseData, archive: ArchiveProcess,
 def test_find_studies(model: str, stored: DimseData, archive: ArchiveProcess,
                       tmp_path: Path) -> None:
     found = findscu(archive, tmp_path, model, *UTF8_QUERY, *k(
-        QueryRetrieveLevel="STUDY", PatientID=stored.zhang.id, StudyInstanceUID="",
+        QueryRetrieveLevel="STUDY", PatientID=stored.zhang.patient_id, StudyInstanceUID="",
         StudyDate="", StudyTime="", AccessionNumber="", StudyDescription="", PatientName="",
         ModalitiesInStudy="", NumberOfStudyRelatedSeries="",
         NumberOfStudyRelatedInstances=""))
@@ -259,13 +278,13 @@ def test_find_series_by_modality(stored: DimseData, archive: ArchiveProcess,
 def test_find_images(model: str, stored: DimseData, archive: ArchiveProcess,
                      tmp_path: Path) -> None:
     ct = stored.chest.series_of("CT")
-    patient_key = {"PatientID": stored.zhang.id} if model == "-P" else {}
+    patient_key = {"PatientID": stored.zhang.patient_id} if model == "-P" else {}
     found = findscu(archive, tmp_path, model, *k(
         QueryRetrieveLevel="IMAGE", **patient_key, StudyInstanceUID=stored.chest.uid,
         SeriesInstanceUID=str(ct[0].SeriesInstanceUID), SOPInstanceUID="", SOPClassUID="",
         InstanceNumber=""))
     got = {(str(ds.SOPInstanceUID), str(ds.SOPClassUID), int(ds.InstanceNumber)) for ds in found}
-    assert got == {(str(ds.SOPInstanceUID), dd.CT_IMAGE, int(ds.InstanceNumber)) for ds in ct}
+    assert got == {(str(ds.SOPInstanceUID), CTImageStorage, int(ds.InstanceNumber)) for ds in ct}
 
 
 @pytest.mark.parametrize(("pattern", "who"), [
@@ -280,7 +299,7 @@ def test_find_wildcards_on_patient_name(pattern: str, who: set[str], stored: Dim
                                         archive: ArchiveProcess, tmp_path: Path) -> None:
     found = findscu(archive, tmp_path, "-P", *UTF8_QUERY, *k(
         QueryRetrieveLevel="PATIENT", PatientID=stored.patient_pattern, PatientName=pattern))
-    ids = {"zhang": stored.zhang.id, "wang": stored.wang.id}
+    ids = {"zhang": stored.zhang.patient_id, "wang": stored.wang.patient_id}
     assert values(found, "PatientID") == {ids[w] for w in who}
 
 
@@ -291,17 +310,17 @@ def test_find_question_mark_matches_one_chinese_character(
         stored: DimseData, archive: ArchiveProcess, tmp_path: Path) -> None:
     found = findscu(archive, tmp_path, "-P", *UTF8_QUERY, *k(
         QueryRetrieveLevel="PATIENT", PatientID=stored.patient_pattern, PatientName="张^?"))
-    assert values(found, "PatientID") == {stored.zhang.id}
+    assert values(found, "PatientID") == {stored.zhang.patient_id}
 
 
 def test_find_patient_id_wildcards(stored: DimseData, archive: ArchiveProcess,
                                    tmp_path: Path) -> None:
     found = findscu(archive, tmp_path, "-P", *k(
         QueryRetrieveLevel="PATIENT", PatientID=f"DIMSE-{stored.token}-?"))
-    assert values(found, "PatientID") == {stored.zhang.id, stored.wang.id}
+    assert values(found, "PatientID") == {stored.zhang.patient_id, stored.wang.patient_id}
     found = findscu(archive, tmp_path, "-P", *k(
         QueryRetrieveLevel="PATIENT", PatientID=f"*{stored.token}-2"))
-    assert values(found, "PatientID") == {stored.wang.id}
+    assert values(found, "PatientID") == {stored.wang.patient_id}
 
 
 def test_find_utf8_chinese_name_round_trips(stored: DimseData, archive: ArchiveProcess,
@@ -326,15 +345,13 @@ GB_DESCRIPTION = "头颅CT平扫"
 
 @pytest.fixture(scope="module")
 def gb18030(archive: ArchiveProcess, tmp_path_factory: pytest.TempPathFactory
-            ) -> tuple[dd.Patient, Dataset]:
+            ) -> tuple[PatientInfo, Dataset]:
     """An instance encoded in GB18030, stored with storescu."""
-    patient = dd.Patient(f"GB-{dd.unique_token()}", GB_NAME, "19720101", "M")
-    study = dd.Study(description=GB_DESCRIPTION, referring_physician="赵^喆")
-    ds = dd.image_dataset(dd.ct_pixels(32, 32), sop_class_uid=dd.CT_IMAGE, modality="CT",
-                          patient=patient, study=study, series_uid=pydicom.uid.generate_uid(),
-                          series_number=1, instance_number=1, bits_stored=12,
-                          series_description="骨窗", charset="GB18030")
-    path = dd.write_file(ds, tmp_path_factory.mktemp("gb18030") / "gb18030.dcm")
+    patient = PatientInfo(GB_NAME, f"GB-{dd.unique_token()}", "19720101", "M")
+    study = StudyInfo(description=GB_DESCRIPTION, referring_physician="赵^喆")
+    (ds,) = synthetic.ct_volume(1, 32, 32, patient=patient, study=study, series_number=1,
+                                series_description="骨窗", charset="GB18030")
+    path = synthetic.write_file(ds, tmp_path_factory.mktemp("gb18030") / "gb18030.dcm")
     raw = path.read_bytes()
     assert GB_NAME.encode("gb18030") in raw and GB_NAME.encode("utf-8") not in raw
     dcmtk.run("storescu", "-aet", CALLING_AET, "-aec", archive.aet, "127.0.0.1",
@@ -343,7 +360,7 @@ def gb18030(archive: ArchiveProcess, tmp_path_factory: pytest.TempPathFactory
 
 
 def test_gb18030_instance_is_kept_as_sent_and_indexed_in_unicode(
-        gb18030: tuple[dd.Patient, Dataset], archive: ArchiveProcess,
+        gb18030: tuple[PatientInfo, Dataset], archive: ArchiveProcess,
         http: requests.Session) -> None:
     patient, ds = gb18030
     instance = orthanc_id(http, archive, str(ds.SOPInstanceUID), "Instance")
@@ -356,7 +373,7 @@ def test_gb18030_instance_is_kept_as_sent_and_indexed_in_unicode(
 
 @pytest.mark.parametrize("query_charset", ["ISO_IR 192", "GB18030"])
 def test_gb18030_patient_found_by_a_query_in_either_charset(
-        query_charset: str, gb18030: tuple[dd.Patient, Dataset], archive: ArchiveProcess,
+        query_charset: str, gb18030: tuple[PatientInfo, Dataset], archive: ArchiveProcess,
         tmp_path: Path) -> None:
     """The query is a file findscu sends as is, encoded in ``query_charset``."""
     patient, _ = gb18030
@@ -364,7 +381,7 @@ def test_gb18030_patient_found_by_a_query_in_either_charset(
     query.SpecificCharacterSet = query_charset
     query.QueryRetrieveLevel = "STUDY"
     query.PatientName = "李*"
-    query.PatientID = patient.id
+    query.PatientID = patient.patient_id
     query.StudyDescription = ""
     query.ReferringPhysicianName = ""
     query.StudyInstanceUID = ""
@@ -379,7 +396,7 @@ def test_gb18030_patient_found_by_a_query_in_either_charset(
     assert str(answer.ReferringPhysicianName) == "赵^喆"
 
 
-def test_gb18030_patient_found_with_pynetdicom(gb18030: tuple[dd.Patient, Dataset],
+def test_gb18030_patient_found_with_pynetdicom(gb18030: tuple[PatientInfo, Dataset],
                                                archive: ArchiveProcess) -> None:
     patient, ds = gb18030
     query = Dataset()
@@ -387,10 +404,10 @@ def test_gb18030_patient_found_with_pynetdicom(gb18030: tuple[dd.Patient, Datase
     query.QueryRetrieveLevel = "PATIENT"
     query.PatientName = GB_NAME
     query.PatientID = ""
-    answers = c_find(archive, query, dd.PATIENT_ROOT_FIND)
+    answers = c_find(archive, query, PatientRootQueryRetrieveInformationModelFind)
     ids = {str(a.PatientID) for a in answers}
-    assert patient.id in ids
-    mine = [a for a in answers if a.PatientID == patient.id]
+    assert patient.patient_id in ids
+    mine = [a for a in answers if a.PatientID == patient.patient_id]
     assert [str(a.PatientName) for a in mine] == [GB_NAME]
 
 
@@ -412,7 +429,7 @@ def retrieve_keys(level: str, data: DimseData) -> tuple[str, list[str], list[Dat
     """(information model, -k keys, expected instances) for a retrieve at ``level``."""
     ct = data.chest.series_of("CT")
     if level == "PATIENT":
-        return "-P", k(QueryRetrieveLevel="PATIENT", PatientID=data.zhang.id), [
+        return "-P", k(QueryRetrieveLevel="PATIENT", PatientID=data.zhang.patient_id), [
             *data.chest.datasets, *data.prior.datasets]
     study = k(StudyInstanceUID=data.chest.uid)
     if level == "STUDY":
@@ -464,10 +481,10 @@ def test_move_to_an_unknown_destination_is_refused_with_a801(stored: DimseData,
     query = Dataset()
     query.QueryRetrieveLevel = "STUDY"
     query.StudyInstanceUID = stored.chest.uid
-    assoc = associate(archive, dd.STUDY_ROOT_MOVE)
+    assoc = associate(archive, StudyRootQueryRetrieveInformationModelMove)
     try:
         statuses = [int(status.Status) for status, _ in assoc.send_c_move(
-            query, "NOWHERE", dd.STUDY_ROOT_MOVE) if status]
+            query, "NOWHERE", StudyRootQueryRetrieveInformationModelMove) if status]
     finally:
         assoc.release()
     assert statuses == [0xA801], [f"0x{s:04X}" for s in statuses]
@@ -513,7 +530,7 @@ def c_find(archive: ArchiveProcess, query: Dataset, model: str) -> list[Dataset]
 
 
 def test_pynetdicom_echo(archive: ArchiveProcess) -> None:
-    assoc = associate(archive, dd.VERIFICATION)
+    assoc = associate(archive, Verification)
     try:
         status = assoc.send_c_echo()
     finally:
@@ -522,10 +539,11 @@ def test_pynetdicom_echo(archive: ArchiveProcess) -> None:
 
 
 def test_pynetdicom_store(archive: ArchiveProcess, http: requests.Session) -> None:
-    patient = dd.Patient(f"PYN-{dd.unique_token()}", "孙^悦", "20010203", "F")
-    ds = dd.dx_image(patient, dd.Study(description="手部正位"), seed=9)
+    patient = PatientInfo("孙^悦", f"PYN-{dd.unique_token()}", "20010203", "F")
+    ds = synthetic.dx_image(64, 64, patient=patient, study=StudyInfo(description="手部正位"),
+                            bits_stored=8, seed=9)
     ae = AE(ae_title="PYNETDICOM")
-    ae.add_requested_context(dd.DX_IMAGE_PRESENTATION, [dd.EXPLICIT_VR_LE])
+    ae.add_requested_context(DigitalXRayImageStorageForPresentation, [ExplicitVRLittleEndian])
     assoc = ae.associate("127.0.0.1", archive.dicom_port, ae_title=archive.aet)
     assert assoc.is_established
     try:
@@ -535,7 +553,7 @@ def test_pynetdicom_store(archive: ArchiveProcess, http: requests.Session) -> No
     assert status.Status == 0x0000
     instance = orthanc_id(http, archive, str(ds.SOPInstanceUID), "Instance")
     tags = http.get(f"{archive.url}/instances/{instance}/simplified-tags", timeout=10).json()
-    assert (tags["PatientName"], tags["PatientID"]) == ("孙^悦", patient.id)
+    assert (tags["PatientName"], tags["PatientID"]) == ("孙^悦", patient.patient_id)
     stored_file = dd.read(http.get(f"{archive.url}/instances/{instance}/file", timeout=10).content)
     assert stored_file.PixelData == ds.PixelData
 
@@ -549,7 +567,7 @@ def test_pynetdicom_find(stored: DimseData, archive: ArchiveProcess) -> None:
     query.PatientName = ""
     query.StudyDescription = ""
     query.NumberOfStudyRelatedInstances = ""
-    answers = c_find(archive, query, dd.STUDY_ROOT_FIND)
+    answers = c_find(archive, query, StudyRootQueryRetrieveInformationModelFind)
     got = {(str(a.StudyInstanceUID), str(a.PatientName), a.StudyDescription,
             int(a.NumberOfStudyRelatedInstances)) for a in answers}
     assert got == {(s.uid, s.patient.name, s.study.description, len(s.datasets))
@@ -562,7 +580,7 @@ def test_pynetdicom_get(stored: DimseData, archive: ArchiveProcess) -> None:
     query.StudyInstanceUID = stored.echo.uid
     got = dd.c_get(archive.dicom_port, archive.aet, query,
                    sop_classes={str(ds.SOPClassUID) for ds in stored.echo.datasets},
-                   transfer_syntaxes=[dd.EXPLICIT_VR_LE])
+                   transfer_syntaxes=[ExplicitVRLittleEndian])
     assert got.status == 0x0000
     by_uid = got.by_sop_instance_uid()
     assert set(by_uid) == dd.sop_instance_uids(stored.echo.datasets)
@@ -599,10 +617,10 @@ def test_pynetdicom_move_to_a_pynetdicom_scp(stored: DimseData, archive: Archive
         query.QueryRetrieveLevel = "SERIES"
         query.StudyInstanceUID = stored.chest.uid
         query.SeriesInstanceUID = str(stored.chest.series_of("MR")[0].SeriesInstanceUID)
-        assoc = associate(archive, dd.STUDY_ROOT_MOVE)
+        assoc = associate(archive, StudyRootQueryRetrieveInformationModelMove)
         try:
             statuses = [int(status.Status) for status, _ in assoc.send_c_move(
-                query, "PYNETDICOMSCP", dd.STUDY_ROOT_MOVE) if status]
+                query, "PYNETDICOMSCP", StudyRootQueryRetrieveInformationModelMove) if status]
         finally:
             assoc.release()
     finally:

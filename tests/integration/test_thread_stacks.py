@@ -12,7 +12,10 @@ from pathlib import Path
 
 import requests
 from dicomweb_client.api import DICOMwebClient
+from pydicom.uid import ExplicitVRLittleEndian, JPEG2000Lossless
 
+from archive_tools import synthetic
+from archive_tools.synthetic import PatientInfo
 from testkit import dicom_data as dd
 from testkit.archive_process import ArchiveProcess
 
@@ -39,17 +42,17 @@ def test_http_worker_stacks_are_raised(archive: ArchiveProcess) -> None:
 
 def test_repeated_jpeg2000_transcoding_keeps_the_archive_alive(
         archive: ArchiveProcess, tmp_path: Path) -> None:
-    patient = dd.Patient(f"STACK-{dd.unique_token()}", "石^磊")
-    original = dd.mr_series(patient, dd.Study(), slices=1, rows=256, columns=256)[0]
-    source = dd.write_file(original, tmp_path / "source.dcm")
-    encoded = dd.encode(source, tmp_path / "j2k.dcm", dd.JPEG_2000_LOSSLESS)
+    patient = PatientInfo("石^磊", f"STACK-{dd.unique_token()}")
+    original = synthetic.mr_series(1, 256, 256, patient=patient, bits_stored=16)[0]
+    source = synthetic.write_file(original, tmp_path / "source.dcm")
+    encoded = dd.encode(source, tmp_path / "j2k.dcm", JPEG2000Lossless)
     r = requests.post(f"{archive.url}/instances", data=encoded.read_bytes(), timeout=30)
     assert r.status_code == 200, r.text
     client = DICOMwebClient(url=f"{archive.url}/dicom-web")
     uids = (str(original.StudyInstanceUID), str(original.SeriesInstanceUID),
             str(original.SOPInstanceUID))
     for attempt in range(30):
-        ds = client.retrieve_instance(*uids, media_types=(("application/dicom", dd.EXPLICIT_VR_LE),))
-        assert str(ds.file_meta.TransferSyntaxUID) == dd.EXPLICIT_VR_LE, f"attempt {attempt}"
+        ds = client.retrieve_instance(*uids, media_types=(("application/dicom", ExplicitVRLittleEndian),))
+        assert str(ds.file_meta.TransferSyntaxUID) == ExplicitVRLittleEndian, f"attempt {attempt}"
         assert (dd.pixels(ds) == dd.pixels(original)).all(), f"attempt {attempt}"
         assert archive.process is not None and archive.process.poll() is None, "Orthanc died"

@@ -12,9 +12,9 @@ really be in that syntax, and then:
 * decoded by Orthanc itself (``/frames/0/image-uint16``, the preview, a rendered WADO-RS frame).
 
 Lossless syntaxes must give back the source pixels exactly; lossy ones within a bound on the
-largest error and on PSNR (JPEG-LS near-lossless: exactly its NEAR bound). Sources are 12-bit
-CT, 16-bit MR and 8-bit radiographs from testkit.dicom_data (bit depths the synthetic
-demo module does not make) and, for colour JPEG baseline, archive_tools.synthetic's echo cine.
+largest error and on PSNR (JPEG-LS near-lossless: exactly its NEAR bound). Sources come from
+archive_tools.synthetic: 12-bit CT, 16-bit MR, 8-bit radiographs and, for colour JPEG baseline,
+the echo cine.
 Test IDs name the syntax, so a failure says which one.
 """
 
@@ -32,8 +32,23 @@ import requests
 from dicomweb_client.api import DICOMwebClient
 from PIL import Image
 from pydicom.dataset import Dataset
+from pydicom.uid import (
+    JPEG2000,
+    ExplicitVRBigEndian,
+    ExplicitVRLittleEndian,
+    ImplicitVRLittleEndian,
+    JPEG2000Lossless,
+    JPEGBaseline8Bit,
+    JPEGExtended12Bit,
+    JPEGLossless,
+    JPEGLosslessSV1,
+    JPEGLSLossless,
+    JPEGLSNearLossless,
+    RLELossless,
+)
 
 from archive_tools import synthetic
+from archive_tools.synthetic import PatientInfo, StudyInfo
 from testkit import dcmtk
 from testkit import dicom_data as dd
 from testkit.archive_process import ArchiveProcess
@@ -71,19 +86,19 @@ class Case:
 SOURCES = {"ct": 12, "mr": 16, "dx": 8, "us-rgb": 8}
 
 CASES = [
-    Case(dd.JPEG_LS_LOSSLESS, "mr"),
-    Case(dd.JPEG_LS_NEAR_LOSSLESS, "ct", max_error=dd.NEAR_LOSSLESS_DEVIATION, min_psnr=60.0),
-    Case(dd.JPEG_2000_LOSSLESS, "mr"),
-    Case(dd.JPEG_2000, "ct", max_error=300, min_psnr=44.0),
-    Case(dd.JPEG_BASELINE, "dx", max_error=32, min_psnr=35.0),
-    Case(dd.JPEG_BASELINE, "us-rgb", max_error=80, min_psnr=34.0),
-    Case(dd.JPEG_EXTENDED, "ct", max_error=40, min_psnr=56.0),
-    Case(dd.JPEG_LOSSLESS_P14, "mr"),
-    Case(dd.JPEG_LOSSLESS_SV1, "ct"),
-    Case(dd.RLE_LOSSLESS, "mr"),
-    Case(dd.EXPLICIT_VR_LE, "ct"),
-    Case(dd.EXPLICIT_VR_BE, "mr"),
-    Case(dd.IMPLICIT_VR_LE, "ct"),
+    Case(JPEGLSLossless, "mr"),
+    Case(JPEGLSNearLossless, "ct", max_error=dd.NEAR_LOSSLESS_DEVIATION, min_psnr=60.0),
+    Case(JPEG2000Lossless, "mr"),
+    Case(JPEG2000, "ct", max_error=300, min_psnr=44.0),
+    Case(JPEGBaseline8Bit, "dx", max_error=32, min_psnr=35.0),
+    Case(JPEGBaseline8Bit, "us-rgb", max_error=80, min_psnr=34.0),
+    Case(JPEGExtended12Bit, "ct", max_error=40, min_psnr=56.0),
+    Case(JPEGLossless, "mr"),
+    Case(JPEGLosslessSV1, "ct"),
+    Case(RLELossless, "mr"),
+    Case(ExplicitVRLittleEndian, "ct"),
+    Case(ExplicitVRBigEndian, "mr"),
+    Case(ImplicitVRLittleEndian, "ct"),
 ]
 
 
@@ -131,22 +146,24 @@ class Sent:
         return query
 
 
-def make_source(case: Case, patient: dd.Patient, seed: int) -> Dataset:
-    study = dd.Study(accession=f"TS{seed}", description=f"传输语法 {case.syntax}")
+def make_source(case: Case, patient: PatientInfo, seed: int) -> Dataset:
+    study = StudyInfo(accession=f"TS{seed}", description=f"传输语法 {case.syntax}")
+    bits = case.bits_stored
     if case.source == "ct":
-        return dd.ct_series(patient, study, slices=1, rows=ROWS, columns=COLUMNS, seed=seed)[0]
+        return synthetic.ct_volume(1, ROWS, COLUMNS, patient=patient, study=study, seed=seed)[0]
     if case.source == "mr":
-        return dd.mr_series(patient, study, slices=1, rows=ROWS, columns=COLUMNS, seed=seed)[0]
+        return synthetic.mr_series(1, ROWS, COLUMNS, patient=patient, study=study,
+                                   bits_stored=bits, seed=seed)[0]
     if case.source == "dx":
-        return dd.dx_image(patient, study, rows=ROWS, columns=COLUMNS, seed=seed)
-    info = synthetic.PatientInfo(patient.name, patient.id, patient.birth_date, patient.sex)
-    return synthetic.us_cine(3, ROWS, COLUMNS, patient=info, study_uid=study.uid, seed=seed)
+        return synthetic.dx_image(ROWS, COLUMNS, patient=patient, study=study, bits_stored=bits,
+                                  seed=seed)
+    return synthetic.us_cine(3, ROWS, COLUMNS, patient=patient, study=study, seed=seed)
 
 
-def encode_source(case: Case, folder: Path, patient: dd.Patient, seed: int
+def encode_source(case: Case, folder: Path, patient: PatientInfo, seed: int
                   ) -> tuple[Dataset, Path, Dataset]:
     source = make_source(case, patient, seed)
-    plain = dd.write_file(source, folder / f"source-{seed}.dcm")
+    plain = synthetic.write_file(source, folder / f"source-{seed}.dcm")
     path = dd.encode(plain, folder / f"encoded-{seed}.dcm", case.syntax)
     # A lossy encoder may give the instance a new SOP Instance UID (GDCM does): use the file's.
     return source, path, dd.read(path)
@@ -169,8 +186,8 @@ def metadata(http: requests.Session, archive: ArchiveProcess, orthanc_id: str, n
 # --- fixtures: one syntax at a time, each stored once by DIMSE and once by STOW-RS --------------
 
 @pytest.fixture(scope="module")
-def patient() -> dd.Patient:
-    return dd.Patient(id=f"TS-{dd.unique_token()}", name="陈^晓红", sex="F")
+def patient() -> PatientInfo:
+    return PatientInfo(name="陈^晓红", patient_id=f"TS-{dd.unique_token()}", sex="F")
 
 
 @pytest.fixture(scope="module")
@@ -190,7 +207,7 @@ def case_dir(case: Case, tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def via_dimse(case: Case, case_dir: Path, patient: dd.Patient, archive: ArchiveProcess,
+def via_dimse(case: Case, case_dir: Path, patient: PatientInfo, archive: ArchiveProcess,
               http: requests.Session) -> Sent:
     """Sent by storescu, proposing one presentation context with only this syntax."""
     source, path, encoded = encode_source(case, case_dir, patient, seed=1)
@@ -202,7 +219,7 @@ def via_dimse(case: Case, case_dir: Path, patient: dd.Patient, archive: ArchiveP
 
 
 @pytest.fixture(scope="module")
-def via_stow(case: Case, case_dir: Path, patient: dd.Patient, archive: ArchiveProcess,
+def via_stow(case: Case, case_dir: Path, patient: PatientInfo, archive: ArchiveProcess,
              http: requests.Session, dicomweb: DICOMwebClient) -> Sent:
     """Sent by STOW-RS (dicomweb-client writes the dataset in its own transfer syntax)."""
     source, path, encoded = encode_source(case, case_dir, patient, seed=2)
@@ -248,8 +265,8 @@ def test_wado_rs_returns_the_instance_as_stored(
 def test_wado_rs_decompresses_to_explicit_little_endian(
         case: Case, via_stow: Sent, dicomweb: DICOMwebClient) -> None:
     ds = dicomweb.retrieve_instance(via_stow.study_uid, via_stow.series_uid, via_stow.sop_uid,
-                                    media_types=(("application/dicom", dd.EXPLICIT_VR_LE),))
-    assert str(ds.file_meta.TransferSyntaxUID) == dd.EXPLICIT_VR_LE
+                                    media_types=(("application/dicom", ExplicitVRLittleEndian),))
+    assert str(ds.file_meta.TransferSyntaxUID) == ExplicitVRLittleEndian
     close_enough(case, dd.pixels(ds), dd.pixels(via_stow.source), "WADO-RS, Explicit VR LE")
 
 
@@ -269,11 +286,11 @@ def test_c_get_decompressed_for_a_client_without_codecs(
         case: Case, via_stow: Sent, archive: ArchiveProcess) -> None:
     got = dd.c_get(archive.dicom_port, archive.aet, via_stow.identifier(),
                    sop_classes=[str(via_stow.encoded.SOPClassUID)],
-                   transfer_syntaxes=[dd.EXPLICIT_VR_LE, dd.IMPLICIT_VR_LE])
+                   transfer_syntaxes=[ExplicitVRLittleEndian, ImplicitVRLittleEndian])
     assert got.status == 0x0000, f"C-GET final status {got.status}"
     assert [str(ds.SOPInstanceUID) for ds in got.instances] == [via_stow.sop_uid]
     ds = got.instances[0]
-    assert str(ds.file_meta.TransferSyntaxUID) in (dd.EXPLICIT_VR_LE, dd.IMPLICIT_VR_LE)
+    assert str(ds.file_meta.TransferSyntaxUID) in (ExplicitVRLittleEndian, ImplicitVRLittleEndian)
     close_enough(case, dd.pixels(ds), dd.pixels(via_stow.source), "C-GET, uncompressed")
 
 

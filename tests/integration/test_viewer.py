@@ -26,7 +26,7 @@ from pydicom import Dataset
 from pydicom.filewriter import dcmwrite
 
 from testkit.devtools import Chromium, Page
-from archive_tools.synthetic import PatientInfo, ct_volume
+from archive_tools.synthetic import PatientInfo, StudyInfo, ct_volume
 from testkit.archive_process import ArchiveProcess
 
 pytestmark = pytest.mark.integration
@@ -173,16 +173,14 @@ def _stow(archive: ArchiveProcess, datasets: Sequence[Dataset]) -> None:
 @pytest.fixture(scope="module")
 def ct_study(archive: ArchiveProcess) -> Study:
     """A chest CT volume for MPR, and a short second series to filter by."""
-    volume = ct_volume(slices=80, rows=256, columns=256, patient=PATIENT)
-    study_uid = str(volume[0].StudyInstanceUID)
-    scout = ct_volume(slices=12, rows=128, columns=128, patient=PATIENT, study_uid=study_uid)
-    for ds in scout:
-        ds.SeriesNumber = 3
-        ds.SeriesDescription = "薄层 scout"
+    study = StudyInfo.synthetic("胸部CT增强扫描", seed=0)
+    volume = ct_volume(slices=80, rows=256, columns=256, patient=PATIENT, study=study)
+    scout = ct_volume(slices=12, rows=128, columns=128, patient=PATIENT, study=study,
+                      series_number=3, series_description="薄层 scout")
     _stow(archive, volume)
     _stow(archive, scout)
-    return Study(study_uid, (str(volume[0].SeriesInstanceUID), str(scout[0].SeriesInstanceUID)),
-                 str(volume[0].AccessionNumber))
+    return Study(study.uid, (str(volume[0].SeriesInstanceUID), str(scout[0].SeriesInstanceUID)),
+                 study.accession)
 
 
 # --- headless Chromium over the DevTools protocol ------------------------------------------

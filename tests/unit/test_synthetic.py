@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from io import BytesIO
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +22,7 @@ from pydicom.uid import (
 )
 
 from archive_tools import synthetic
-from archive_tools.synthetic import InvalidPatient, PatientInfo
+from archive_tools.synthetic import InvalidPatient, InvalidStudy, PatientInfo, StudyInfo
 
 ZHANG = PatientInfo("张^伟", "T0001", "19620418", "M")
 LI = PatientInfo("Li^Na=李^娜", "T0002", "19850107", "F")
@@ -156,10 +157,13 @@ def test_same_seed_gives_same_pixels_and_new_uids() -> None:
 
 
 def test_study_uid_and_patient_are_used() -> None:
-    study_uid = "1.2.826.0.1.3680043.8.498.1234"
-    series = synthetic.ct_volume(2, 32, 32, patient=LI, study_uid=study_uid)
-    mr = synthetic.mr_series(2, 32, 32, patient=LI, study_uid=study_uid)
-    assert {ds.StudyInstanceUID for ds in series + mr} == {study_uid}
+    study = StudyInfo(uid="1.2.826.0.1.3680043.8.498.1234", date="20240506", accession="ACC42",
+                      description="胸部CT 头颅MR")
+    series = synthetic.ct_volume(2, 32, 32, patient=LI, study=study)
+    mr = synthetic.mr_series(2, 32, 32, patient=LI, study=study)
+    assert {ds.StudyInstanceUID for ds in series + mr} == {study.uid}
+    assert {(ds.StudyDate, ds.AccessionNumber, ds.StudyDescription) for ds in series + mr} == {
+        ("20240506", "ACC42", "胸部CT 头颅MR")}
     assert {ds.SeriesInstanceUID for ds in series}.isdisjoint({ds.SeriesInstanceUID for ds in mr})
     assert all(ds.PatientID == "T0002" and ds.PatientSex == "F" for ds in series + mr)
 
@@ -217,7 +221,7 @@ def test_dx_is_a_chest_radiograph_for_presentation() -> None:
 
 @pytest.mark.parametrize("modality", ["CT", "MR", "US", "DX"])
 def test_required_attributes_are_present(modality: str) -> None:
-    make = {
+    make: Callable[[], Dataset] = {
         "CT": lambda: synthetic.ct_volume(2, 32, 32)[0],
         "MR": lambda: synthetic.mr_series(2, 32, 32)[0],
         "US": lambda: synthetic.us_cine(2, 48, 64),
@@ -306,3 +310,40 @@ def test_demo_set_can_be_narrowed_to_modalities() -> None:
     assert [s[0].Modality for s in studies] == ["DX", "MR"]
     with pytest.raises(ValueError, match="XA"):
         synthetic.demo_studies(["XA"])
+
+
+# --- options the tests use ----------------------------------------------------------------------
+
+
+def test_bits_stored_fill_their_range() -> None:
+    mr = synthetic.mr_series(2, 64, 64, bits_stored=16)[1].pixel_array
+    assert mr.dtype == np.uint16 and mr.max() > 32767, "16 bits stored use the high bit"
+    dx = synthetic.dx_image(64, 64, bits_stored=8)
+    assert (dx.BitsAllocated, dx.BitsStored, dx.HighBit) == (8, 8, 7)
+    assert dx.pixel_array.dtype == np.uint8 and dx.pixel_array.max() > 200
+    with pytest.raises(ValueError, match="bits_stored"):
+        synthetic.mr_series(1, 32, 32, bits_stored=17)
+
+
+def test_series_of_one_study_and_another_character_set() -> None:
+    study = StudyInfo(description="头颅CT平扫", referring_physician="赵^喆")
+    patient = PatientInfo("李^喆", "GB1")
+    ct = synthetic.ct_volume(1, 32, 32, patient=patient, study=study, series_number=7,
+                             series_description="骨窗", charset="GB18030")[0]
+    dx = synthetic.dx_image(32, 32, patient=patient, study=study, series_number=8)
+    assert ct.StudyInstanceUID == dx.StudyInstanceUID == study.uid
+    assert ct.AccessionNumber == dx.AccessionNumber == study.accession != ""
+    assert (ct.SeriesNumber, ct.SeriesDescription, dx.SeriesNumber) == (7, "骨窗", 8)
+    raw = synthetic.to_bytes(ct)
+    assert "李^喆".encode("gb18030") in raw and "李^喆".encode("utf-8") not in raw
+    assert dcmread(BytesIO(raw)).ReferringPhysicianName == "赵^喆"
+
+
+@pytest.mark.parametrize("fields", [
+    {"date": "2024-03-15"},
+    {"time": "9:30"},
+    {"accession": "A" * 17},
+])
+def test_invalid_studies_are_refused(fields: dict[str, str]) -> None:
+    with pytest.raises(InvalidStudy):
+        StudyInfo(**fields)
