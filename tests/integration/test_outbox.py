@@ -1,0 +1,144 @@
+"""The change outbox against a real Orthanc with our plugin: instances stored over DIMSE
+(DCMTK's storescu) become rows of the tenant's state database, in order, named as Orthanc's
+REST API names them; a delete too. Without the migrations Orthanc refuses to start.
+
+The state database is migrated first, as the launcher does before Orthanc starts
+(``archive_state.db.migrate``); the plugin itself never migrates.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pydicom
+import pytest
+import requests
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid
+from sqlalchemy import select
+
+from archive_state.db import make_engine, migrate
+from archive_state.models import OutboxRow
+from testkit import dcmtk
+from testkit.archive_process import ArchiveProcess, StartupFailed
+
+pytestmark = pytest.mark.integration
+
+Row = tuple[str, str, str]
+
+
+def state_url(proc: ArchiveProcess) -> str:
+    """Where the shipped config puts tenant ``default``'s state database (``Archive.StateDirectory``)."""
+    return f"sqlite:///{proc.data_dir}/state/tenant-default.sqlite"
+
+
+def new_archive(workdir: Path) -> ArchiveProcess:
+    # StableAge 1: the stable-series/study events come within seconds. The plugin has no route:
+    # readiness is Orthanc's own /system.
+    return ArchiveProcess(workdir, overrides={"orthanc.json": {"StableAge": 1}},
+                          ready_path="/system", ready_statuses=(200,))
+
+
+@pytest.fixture
+def archive(tmp_path: Path) -> Iterator[ArchiveProcess]:
+    proc = new_archive(tmp_path)
+    (proc.data_dir / "state").mkdir(parents=True)
+    migrate(state_url(proc), "state")
+    proc.start()
+    try:
+        yield proc
+    finally:
+        proc.stop()
+
+
+def secondary_capture(folder: Path, study: str, series: str, number: int) -> Path:
+    """A small valid DICOM file (Secondary Capture, 8x8 MONOCHROME2) of one study/series."""
+    ds = Dataset()
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.MediaStorageSOPClassUID = SecondaryCaptureImageStorage
+    ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds.SOPClassUID = SecondaryCaptureImageStorage
+    ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID
+    ds.PatientName, ds.PatientID = "OUTBOX^TEST", "OUTBOX-1"
+    ds.StudyInstanceUID, ds.SeriesInstanceUID = study, series
+    ds.Modality, ds.ConversionType, ds.InstanceNumber = "OT", "WSD", number
+    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
+    ds.Rows = ds.Columns = 8
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 8, 8, 7, 0
+    ds.PixelData = bytes(range(64))
+    path = folder / f"{ds.SOPInstanceUID}.dcm"
+    pydicom.dcmwrite(path, ds, enforce_file_format=True)
+    return path
+
+
+def outbox(proc: ArchiveProcess) -> list[Row]:
+    engine = make_engine(state_url(proc))
+    try:
+        with engine.connect() as conn:
+            rows = conn.execute(select(OutboxRow.change_type, OutboxRow.resource_type,
+                                       OutboxRow.resource_id).order_by(OutboxRow.seq)).all()
+    finally:
+        engine.dispose()
+    return [(r.change_type, r.resource_type, r.resource_id) for r in rows]
+
+
+def wait_for(proc: ArchiveProcess, wanted: set[Row], timeout: float = 60.0) -> list[Row]:
+    """Poll the outbox until it holds every row of ``wanted``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        rows = outbox(proc)
+        if wanted <= set(rows) or time.monotonic() > deadline:
+            return rows
+        time.sleep(0.2)
+
+
+def test_stored_instances_and_a_delete_become_outbox_rows(archive: ArchiveProcess,
+                                                          tmp_path: Path) -> None:
+    study, series_a, series_b = generate_uid(), generate_uid(), generate_uid()
+    files = tmp_path / "files"
+    files.mkdir()
+    paths = [secondary_capture(files, study, series_a, 1), secondary_capture(files, study, series_a, 2),
+             secondary_capture(files, study, series_b, 1)]
+    dcmtk.run("storescu", "-aec", archive.aet, "127.0.0.1", archive.dicom_port, *paths)
+
+    with requests.Session() as http:
+        instances = set(http.get(f"{archive.url}/instances", timeout=10).json())
+        (study_id,) = http.get(f"{archive.url}/studies", timeout=10).json()
+        series_ids = set(http.get(f"{archive.url}/series", timeout=10).json())
+        (patient_id,) = http.get(f"{archive.url}/patients", timeout=10).json()
+    assert len(instances) == 3 and len(series_ids) == 2
+
+    wanted = ({("NewInstance", "Instance", i) for i in instances}
+              | {("NewSeries", "Series", s) for s in series_ids}
+              | {("StableSeries", "Series", s) for s in series_ids}
+              | {("NewStudy", "Study", study_id), ("StableStudy", "Study", study_id),
+                 ("NewPatient", "Patient", patient_id)})
+    rows = wait_for(archive, wanted)
+    assert wanted <= set(rows), (rows, archive.log_text()[-3000:])
+    # In order: an instance's row precedes its study becoming stable.
+    stable = rows.index(("StableStudy", "Study", study_id))
+    assert all(rows.index(("NewInstance", "Instance", i)) < stable for i in instances)
+    # Noise stays out: NewChildInstance is sent for each ancestor of every new instance.
+    assert not [r for r in rows if r[0] in ("NewChildInstance", "OrthancStarted")]
+
+    gone = sorted(instances)[0]
+    with requests.Session() as http:
+        http.delete(f"{archive.url}/instances/{gone}", timeout=10).raise_for_status()
+    rows = wait_for(archive, {("Deleted", "Instance", gone)})
+    assert ("Deleted", "Instance", gone) in rows
+
+    log = archive.log_text()
+    assert "features=change-outbox callbacks=RegisterOnChangeCallback checks=outbox-table=ok" in log
+    archive.stop()
+    assert archive.process is not None and archive.process.returncode == 0, log[-3000:]
+
+
+def test_orthanc_refuses_to_start_without_the_state_migrations(tmp_path: Path) -> None:
+    proc = new_archive(tmp_path)
+    with pytest.raises(StartupFailed) as info:
+        proc.start(timeout=60)
+    assert info.value.returncode not in (None, 0)
+    assert "no 'outbox' table: its migrations have not run" in info.value.log, info.value.log[-3000:]
