@@ -36,7 +36,9 @@ from pydicom.uid import (
     generate_uid,
 )
 
-from pynetdicom.sop_class import StudyRootQueryRetrieveInformationModelGet  # type: ignore[attr-defined]
+from pynetdicom.sop_class import (  # type: ignore[attr-defined]
+    StudyRootQueryRetrieveInformationModelGet,
+)
 
 from testkit import dcmtk
 

@@ -1,7 +1,8 @@
 """Run a real Orthanc from the shipped ``config/``, with overrides, on free loopback ports.
 
 Shared by the test suite (through :mod:`testkit.archive_process`) and the benchmark
-(``archive_tools.bench``), which also runs a *vanilla* Orthanc: the same binary and C++ plugins from the same configuration, without our Python plugin.
+(``archive_tools.bench``), which also runs a *vanilla* Orthanc: the same binary and C++
+plugins from the same configuration, without our Python plugin.
 
 The configuration files are read with their comments, merged with the overrides asked for
 (``{file name: {key: value}}``; a value of :data:`DROP` removes the key, a file mapped to

@@ -52,7 +52,8 @@ def test_repeated_jpeg2000_transcoding_keeps_the_archive_alive(
     uids = (str(original.StudyInstanceUID), str(original.SeriesInstanceUID),
             str(original.SOPInstanceUID))
     for attempt in range(30):
-        ds = client.retrieve_instance(*uids, media_types=(("application/dicom", ExplicitVRLittleEndian),))
+        ds = client.retrieve_instance(
+            *uids, media_types=(("application/dicom", ExplicitVRLittleEndian),))
         assert str(ds.file_meta.TransferSyntaxUID) == ExplicitVRLittleEndian, f"attempt {attempt}"
         assert (dd.pixels(ds) == dd.pixels(original)).all(), f"attempt {attempt}"
         assert archive.process is not None and archive.process.poll() is None, "Orthanc died"

@@ -117,8 +117,9 @@ def us_cine(frames: int = 40, rows: int = 480, columns: int = 640, *,
             charset: str = UTF8) -> Dataset:
     """One multi-frame echo loop (Ultrasound Multi-frame Image Storage), 30 frames/s.
 
-    RGB with a colour Doppler box by default, 8-bit MONOCHROME2 B-mode with ``color=False``. The Cine
-    module (PS3.3 C.7.6.5) gives FrameTime and CineRate; FrameIncrementPointer names FrameTime.
+    RGB with a colour Doppler box by default, 8-bit MONOCHROME2 B-mode with ``color=False``.
+    The Cine module (PS3.3 C.7.6.5) gives FrameTime and CineRate; FrameIncrementPointer names
+    FrameTime.
     """
     if frames < 1 or rows < 32 or columns < 32:
         raise ValueError("us_cine needs at least 1 frame of 32x32 pixels")
