@@ -146,7 +146,7 @@ class FakeOrthanc:
 
     def _register(self, name: str, *callbacks: Callable[..., Any]) -> None:
         if name in self._callbacks:
-            raise OrthancException(6, f"{name}: can only register one callback")
+            raise RuntimeError(f"Can only register one callback with {name}")  # as the plugin does
         self._callbacks[name] = [weakref.ref(c) for c in callbacks]
         self.registrations.append(name)
 
