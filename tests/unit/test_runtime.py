@@ -6,11 +6,14 @@ registration and holds callbacks weakly, as the real Orthanc would punish both.
 
 from __future__ import annotations
 
+import ast
 import logging
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pytest
 
+import regional_archive
 from regional_archive.adapters.host import CallbackKind, SdkAdapter
 from regional_archive.contributions import Contribution, HealthCheck
 from regional_archive.errors import RegistrationError, StartupCheckFailed
@@ -158,3 +161,16 @@ def test_unknown_change_values_are_named_not_dropped() -> None:
     assert seen == [ChangeEvent("Unknown99", "None", "")]
 
 
+
+
+def test_no_module_of_the_package_imports_orthanc() -> None:
+    """The SDK is passed in (entry.py imports it); every module runs without Orthanc."""
+    package = Path(regional_archive.__file__).parent
+    importers = []
+    for path in sorted(package.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                     else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            if any(n == "orthanc" or n.startswith("orthanc.") for n in names):
+                importers.append(path.relative_to(package))
+    assert importers == []
