@@ -156,8 +156,9 @@ class HealthChecker:
         ]
         if processes is not None:
             _merge_processes(services, processes)
-        system = (orthanc_info or {}).get("system") or {}
-        plugins = (orthanc_info or {}).get("plugins") or {}
+        info = orthanc_info if isinstance(orthanc_info, dict) else {}
+        system = info.get("system") or {}
+        plugins = info.get("plugins") or {}
         features = []
         if decoding is True:
             features.append(QIDO_FEATURE)

@@ -133,8 +133,8 @@ def decode_query_string(raw: bytes | str) -> list[tuple[str, str]]:
 
     ``+`` is a space, as HTML forms and ``requests``/``dicomweb-client`` encode one.
     """
-    text = raw.decode("latin-1") if isinstance(raw, bytes) else raw
     try:
+        text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
         return parse_qsl(text, keep_blank_values=True, strict_parsing=False, errors="strict")
     except UnicodeDecodeError as exc:
         raise QueryError("(query)", f"is not valid percent-encoded UTF-8 ({exc.reason})") from None

@@ -1,0 +1,85 @@
+"""An API or worker environment for unit tests: a real configuration folder and real SQLite
+state and control databases brought to the schema by the real migrations.
+
+Orthanc is *absent* here (its port has nothing listening) or *hanging* (a socket that accepts
+and never answers): the unit tests check what the service does without it; the integration tests
+run a real Orthanc.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI
+
+from archive_api.app import Dependencies, create_app
+from archive_api.orthanc import AsyncOrthanc, InternalCredential
+from archive_api.wiring import kind_infos
+from archive_config.config_check import Configuration, load
+from archive_config.settings import control_database_url, state_database_url
+from archive_state.db import make_engine, migrate
+from archive_state.jobs import JobQueue
+from archive_state.outbox import Outbox
+from archive_state.services import ServiceRegistry
+from testkit.orthanc_process import free_port
+
+
+def write_config(folder: Path, state: Path, *, http_port: int,
+                 archive: Mapping[str, Any] | None = None) -> Configuration:
+    folder.mkdir(parents=True, exist_ok=True)
+    section: dict[str, Any] = {"StateDirectory": str(state), "Viewer": {"Enabled": False},
+                               **(archive or {})}
+    (folder / "orthanc.json").write_text(json.dumps(
+        {"HttpPort": http_port, "DicomWeb": {"Root": "/dicom-web/"}, "Archive": section}))
+    state.mkdir(parents=True, exist_ok=True)
+    return load(folder, env={})
+
+
+@dataclass
+class Env:
+    config: Configuration
+    deps: Dependencies
+
+    @property
+    def queue(self) -> JobQueue:
+        return self.deps.jobs
+
+    def app(self) -> FastAPI:
+        return create_app(self.config, self.deps)
+
+
+def make_env(tmp: Path, *, orthanc_port: int | None = None,
+             archive: Mapping[str, Any] | None = None,
+             door_url: str | None = None) -> Env:
+    port = orthanc_port or free_port()
+    config = write_config(tmp / "config", tmp / "state", http_port=port, archive=archive)
+    settings = config.archive
+    for url, tree in ((state_database_url(settings), "state"),
+                      (control_database_url(settings), "control")):
+        migrate(url, tree)  # type: ignore[arg-type]
+    state_engine = make_engine(state_database_url(settings))
+    control_engine = make_engine(control_database_url(settings))
+    deps = Dependencies(
+        orthanc=AsyncOrthanc(f"http://127.0.0.1:{port}", InternalCredential("u", "p"),
+                             timeout=5.0),
+        jobs=JobQueue(state_engine, settings.tenant, settings.jobs),
+        outbox=Outbox(state_engine, settings.tenant),
+        registry=ServiceRegistry(control_engine),
+        control_engine=control_engine, state_engine=state_engine,
+        kinds=kind_infos(()), door_url=door_url)
+    return Env(config, deps)
+
+
+@contextmanager
+def hanging_port() -> Iterator[int]:
+    """A port that accepts TCP connections (the kernel's backlog) and never answers."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen(64)
+        yield int(server.getsockname()[1])
