@@ -7,7 +7,10 @@ from __future__ import annotations
 import io
 import json
 import math
-from collections.abc import Mapping, Sequence
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -490,11 +493,48 @@ def test_profile_drops_sleeping_stacks_and_ranks_frames() -> None:
         "answer (regional_archive/viewer.py:225)", "memcpy (libc.so.6)"]
 
 
-def test_icicle_svg_has_a_tooltip_per_frame() -> None:
-    svg = profiling.icicle_svg(profiling.Profile.parse(STACKS).active(), "title <x>")
-    assert svg.startswith("<svg") and "title &lt;x&gt;" in svg
-    assert "<title>all (50 samples, 100.00%)</title>" in svg
-    assert "<title>memcpy (libc.so.6) (10 samples, 20.00%)</title>" in svg
+BUSY = """\
+import time
+def spin_in_the_benchmark_test():
+    total = 0
+    for i in range(100_000):
+        total += i
+    return total
+end = time.monotonic() + 20
+while time.monotonic() < end:
+    spin_in_the_benchmark_test()
+"""
+
+
+@pytest.fixture
+def busy_python() -> Iterator[subprocess.Popen[bytes]]:
+    process = subprocess.Popen([sys.executable, "-c", BUSY])
+    try:
+        yield process
+    finally:
+        process.kill()
+        process.wait()
+
+
+def test_py_spy_writes_its_flame_graph_and_the_stacks_for_the_summary(
+        busy_python: subprocess.Popen[bytes], tmp_path: Path) -> None:
+    svg, raw = tmp_path / "p.svg", tmp_path / "p.txt"
+    for output, output_format in ((svg, "flamegraph"), (raw, "raw")):
+        with profiling.recording(busy_python.pid, output, output_format):
+            deadline = time.monotonic() + 1.5
+            while time.monotonic() < deadline and busy_python.poll() is None:
+                time.sleep(0.1)  # the child works meanwhile; py-spy samples it
+    graph = svg.read_text()
+    assert "<svg" in graph and "spin_in_the_benchmark_test" in graph
+    profile = profiling.Profile.parse(raw.read_text())
+    assert profile.total > 0
+    assert "spin_in_the_benchmark_test" in profiling.function(profile.leaves(1)[0].name)
+
+
+def test_recording_refuses_an_unknown_format(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="speedscope"):
+        with profiling.recording(1, tmp_path / "x", "speedscope"):
+            pass
 
 
 # --- the machine ----------------------------------------------------------------------------
@@ -555,12 +595,3 @@ def test_rereport_adds_the_analysis_to_the_file_and_latest(tmp_path: Path) -> No
     assert "## Analysis\n\nNoise, not the plugin." in (tmp_path / "latest.md").read_text()
     assert not (tmp_path / "20250101-000000.md").exists()
     assert cli.stamp_of(doc) == "20250101-000000"
-
-
-def test_graph_falls_back_to_the_sleeping_stacks_when_nothing_was_busy() -> None:
-    idle = profiling.Profile.parse("main (libc.so.6);usleep (libc.so.6) 7\n")
-    svg = profiling.graph(idle, "ours during a case")
-    assert "no busy sample among 7: every stack shown is asleep" in svg
-    assert "<title>usleep (libc.so.6) (7 samples, 100.00%)</title>" in svg
-    busy = profiling.graph(profiling.Profile.parse(STACKS), "ours")
-    assert "50 busy samples of 100" in busy and "usleep" not in busy

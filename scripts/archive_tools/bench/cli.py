@@ -30,7 +30,7 @@ from . import dicomweb, ingest, machine, plan as plans, profiling, report, viewe
 from .data import DataCache, DataSet, describe
 from .fleet import FleetFailed
 from .results import SLOWER_THAN, MetricResult, build_document, results_table, validate_document
-from .runner import CaseFailed, Runner
+from .runner import Case, CaseFailed, Runner
 from .servers import OURS, VANILLA, Server, ServerError, start
 from .servers import ours as ours_process
 from .servers import vanilla as vanilla_process
@@ -258,6 +258,16 @@ def consistent(result: MetricResult) -> bool:
     return pairs > 0 and worse / pairs >= 0.75
 
 
+def _repeat(case: Case, server: Server) -> int:
+    """Run ``case`` on ``server`` for about :data:`PROFILE_SECONDS` (at least once): how often."""
+    runs = 0
+    deadline = time.monotonic() + PROFILE_SECONDS
+    while runs == 0 or (time.monotonic() < deadline and runs < 50):
+        case.run(server)
+        runs += 1
+    return runs
+
+
 def profile(run: Run, mode: str, limit: int = 2) -> list[dict[str, Any]]:
     runner = run.measure
     if mode == "never":
@@ -287,18 +297,17 @@ def profile(run: Run, mode: str, limit: int = 2) -> list[dict[str, Any]]:
                                  "pid": ours.pid, "rate": profiling.RATE}
         runs = 0
         try:
-            with profiling.recording(ours.pid, raw):
-                deadline = time.monotonic() + PROFILE_SECONDS
-                while runs == 0 or (time.monotonic() < deadline and runs < 50):
-                    case.run(ours)
-                    runs += 1
+            for output, output_format in ((svg, "flamegraph"), (raw, "raw")):
+                with profiling.recording(ours.pid, output, output_format):
+                    runs = _repeat(case, ours)
         except (profiling.ProfilerMissing, CaseFailed, OSError) as error:
             entry["note"] = f"profiling failed: {error}"
             profiles.append(entry)
             continue
+        if not svg.exists():
+            entry["svg"] = None  # py-spy writes no flame graph without a sample
         everything = profiling.Profile.parse(raw.read_text(errors="replace") if raw.exists() else "")
         active = everything.active()
-        svg.write_text(profiling.graph(everything, f"ours (pid {ours.pid}) during {case.key}"))
         entry.update(runs=runs, samples=everything.total, busy_samples=active.total,
                      python_share=round(active.python_share(), 3),
                      heaviest_python=[vars(w) for w in active.inclusive()],

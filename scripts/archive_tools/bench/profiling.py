@@ -1,10 +1,13 @@
-"""py-spy attached to our Orthanc while a case runs: a flame graph and the heaviest frames.
+"""py-spy attached to our Orthanc while a case runs: its flame graph and the heaviest frames.
 
 py-spy samples the Python interpreter embedded in Orthanc (our plugin's code) from outside the
 process; ``--native`` adds the C/C++ frames around it (civetweb, Orthanc, the Python plugin).
-It records collapsed stacks (``--format raw``: ``root;…;leaf count`` per line); stacks that only
-sleep (Orthanc's main thread waiting in ``usleep``, idle worker threads) are dropped here, and the
-rest is drawn as an icicle graph (root on top) in a self-contained SVG.
+The flame graph is py-spy's own (``--format flamegraph``, an interactive SVG). The text summary
+comes from a second recording in ``--format raw`` (collapsed stacks, ``root;…;leaf count`` per
+line): stacks that only sleep (Orthanc's main thread waiting in ``usleep``, idle worker
+threads) are dropped, and the frames are ranked by their samples. The two recordings are made
+one after the other, each over its own runs of the case: two py-spy attached at once to one
+process interfere (each pauses the threads to unwind native stacks).
 
 Orthanc threads that never enter Python (DIMSE, routes of the C++ plugins) are invisible to
 py-spy: when our archive is slower and py-spy sees almost nothing, the time is not spent in our
@@ -13,7 +16,6 @@ plugin's Python code, which is an answer too.
 
 from __future__ import annotations
 
-import html
 import logging
 import re
 import shutil
@@ -21,7 +23,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -51,15 +53,23 @@ def py_spy() -> str:
     return found
 
 
+#: py-spy's output formats used here: the flame graph to look at, the stacks to summarise.
+FORMATS: Final = ("flamegraph", "raw")
+
+
 @contextmanager
-def recording(pid: int, output: Path, rate: int = RATE, native: bool = True) -> Iterator[Path]:
-    """Record ``pid`` while the with-block runs; collapsed stacks are written to ``output``."""
+def recording(pid: int, output: Path, output_format: str = "raw", rate: int = RATE,
+              native: bool = True) -> Iterator[Path]:
+    """Record ``pid`` while the with-block runs; py-spy writes ``output`` in ``output_format``
+    (``flamegraph``: an SVG; ``raw``: collapsed stacks) when it is stopped."""
+    if output_format not in FORMATS:
+        raise ValueError(f"output_format {output_format!r}: want one of {', '.join(FORMATS)}")
     output.parent.mkdir(parents=True, exist_ok=True)
-    argv = [py_spy(), "record", "--pid", str(pid), "--output", str(output), "--format", "raw",
-            "--rate", str(rate)]
+    argv = [py_spy(), "record", "--pid", str(pid), "--output", str(output), "--format",
+            output_format, "--rate", str(rate)]
     if native:
         argv.append("--native")
-    log_path = output.with_suffix(".log")
+    log_path = output.with_name(output.name + ".log")  # py-spy's own messages
     with log_path.open("wb") as log_file:
         process = subprocess.Popen(argv, stdout=log_file, stderr=subprocess.STDOUT,
                                    start_new_session=True)
@@ -150,78 +160,3 @@ class Profile:
         total = self.total or 1
         ranked = sorted(totals.items(), key=lambda kv: (-kv[1], kv[0]))[:count]
         return [Weighted(name, n, round(100 * n / total, 1)) for name, n in ranked]
-
-
-# --- drawing ---------------------------------------------------------------------------------
-
-
-@dataclass
-class _Node:
-    name: str
-    samples: int = 0
-    children: dict[str, "_Node"] = field(default_factory=dict)
-
-
-def _tree(stacks: Sequence[tuple[Stack, int]]) -> _Node:
-    root = _Node("all")
-    for stack, n in stacks:
-        root.samples += n
-        node = root
-        for frame in stack:
-            node = node.children.setdefault(frame, _Node(frame))
-            node.samples += n
-    return root
-
-
-def _colour(name: str) -> str:
-    hue = sum(name.encode()) % 40
-    if is_python(name):
-        return f"hsl({20 + hue}, 85%, 62%)"  # our Python: warm
-    return f"hsl({200 + hue}, 45%, 70%)"  # native: cool
-
-
-def icicle_svg(profile: Profile, title: str, width: int = 1200, row: int = 17) -> str:
-    """An icicle graph (root on top; width = samples) with a tooltip per frame."""
-    root = _tree(profile.stacks)
-    total = max(root.samples, 1)
-    rects: list[str] = []
-
-    def depth_of(node: _Node) -> int:
-        return 1 + max((depth_of(c) for c in node.children.values()), default=0)
-
-    def draw(node: _Node, x: float, depth: int) -> None:
-        w = width * node.samples / total
-        if w < 0.3:
-            return
-        y = 30 + depth * row
-        label = html.escape(node.name)
-        pct = 100 * node.samples / total
-        text = ""
-        chars = int(w / 6.5)
-        if chars >= 4:
-            shown = node.name if len(node.name) <= chars else node.name[: chars - 1] + "…"
-            text = (f'<text x="{x + 3:.1f}" y="{y + 12}" font-size="11" '
-                    f'font-family="monospace">{html.escape(shown)}</text>')
-        rects.append(f'<g><title>{label} ({node.samples:,} samples, {pct:.2f}%)</title>'
-                     f'<rect x="{x:.1f}" y="{y}" width="{w:.1f}" height="{row - 1}" '
-                     f'fill="{_colour(node.name)}" rx="1"/>{text}</g>')
-        offset = x
-        for child in sorted(node.children.values(), key=lambda c: c.name):
-            draw(child, offset, depth + 1)
-            offset += width * child.samples / total
-
-    draw(root, 0.0, 0)
-    height = 40 + depth_of(root) * row
-    return (f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
-            f'viewBox="0 0 {width} {height}">'
-            f'<text x="4" y="18" font-size="14" font-family="sans-serif">'
-            f'{html.escape(title)}</text>' + "".join(rects) + "</svg>\n")
-
-
-def graph(profile: Profile, what: str, rate: int = RATE) -> str:
-    """The icicle graph of the busy stacks, or of every stack when none was busy."""
-    active = profile.active()
-    shown = active if active.total else profile
-    state = (f"{active.total} busy samples of {profile.total}" if active.total else
-             f"no busy sample among {profile.total}: every stack shown is asleep")
-    return icicle_svg(shown, f"{what}: {state} at {rate} Hz; Python frames warm, native cool")

@@ -94,7 +94,9 @@ def _profiles(doc: Mapping[str, Any]) -> str:
     for p in doc["profiles"]:
         out.append(f"### {p['case']} ({p['reason']})\n")
         if "busy_samples" in p:
-            out.append(f"Icicle graph: [{p['svg']}]({p['svg']}); collapsed stacks: "
+            graph = (f"py-spy's flame graph: [{p['svg']}]({p['svg']}); " if p.get("svg") else
+                     "no flame graph (py-spy took no sample); ")
+            out.append(f"{graph}collapsed stacks: "
                        f"[{p['stacks']}]({p['stacks']}). py-spy sampled our Orthanc (pid "
                        f"{p['pid']}) at {p['rate']} Hz over {p.get('runs', 1)} run(s) of the case: "
                        f"{p['busy_samples']} busy samples of "
