@@ -89,6 +89,8 @@ def _problem_locations() -> str:
             "",
             f"location @door-{status} {{",
             "    auth_request off;",
+            "    # Whatever the path's extension (/app/explorer.html), the body is JSON.",
+            "    types { }",
             "    default_type application/problem+json;",
             '    add_header Cache-Control "no-store" always;',
         ]

@@ -1,40 +1,39 @@
-"""The viewer's pure parts: path resolution, index.html rebasing, app-config.js rendering."""
+"""The viewer's files in the run folder: index.html rebasing, app-config.js rendering, cache policy.
+
+Moved with the viewer from the plugin to the launcher (nginx serves the files now); how nginx
+serves them (deep links, 404s, headers, 304) is tested against a real nginx in
+tests/integration/test_door.py.
+"""
 
 from __future__ import annotations
 
 import json
-import logging
 import re
 import shutil
 import subprocess
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from regional_archive.errors import ConfigError, NotFound
-from regional_archive.features import PluginContext
-from regional_archive.http import Handler, Request
-from regional_archive.settings import parse_settings
-from regional_archive.viewer import (
+from archive_config.errors import ConfigError
+from archive_config.settings import ViewerSettings
+from archive_door.errors import ViewerBuildError
+from archive_door.viewer import (
+    APP_CONFIG,
     IMMUTABLE,
+    INDEX,
     INSTALL_STAMP,
     REVALIDATE,
     REWRITTEN,
-    ViewerBuildError,
-    ViewerFeature,
-    ViewerSite,
     cache_control,
-    content_type,
     dicomweb_root,
     qido_root,
     rebase_index_html,
     render_app_config,
-    resolve,
     rewritten_files,
+    write_viewer_files,
 )
-
 from testkit.ohif_sample import OHIF_INDEX
 
 REPO = Path(__file__).resolve().parents[2]
@@ -69,24 +68,6 @@ def test_rewritten_hashed_files_are_cached_for_a_day_only() -> None:
     assert cache_control("1403.bundle.e8fa44b49cecd08db139.js", rewritten) == IMMUTABLE
 
 
-@pytest.mark.parametrize(
-    ("name", "expected"),
-    [
-        ("a.js", "application/javascript; charset=utf-8"),
-        ("a.wasm", "application/wasm"),
-        ("a.css", "text/css; charset=utf-8"),
-        ("a.woff2", "font/woff2"),
-        ("a.png", "image/png"),
-        ("a.unknownext", "application/octet-stream"),
-    ],
-)
-def test_content_type(name: str, expected: str) -> None:
-    assert content_type(Path(name)) == expected
-
-
-# --- resolve -------------------------------------------------------------------------------
-
-
 @pytest.fixture
 def build(tmp_path: Path) -> Path:
     root = tmp_path / "dist"
@@ -95,39 +76,7 @@ def build(tmp_path: Path) -> Path:
     (root / "app.bundle.096daabbdde29bd851ab.js").write_text("/* app */")
     (root / "assets" / "favicon.ico").write_bytes(b"\x00\x01")
     (root / ".archive-ohif-install.json").write_text("{}")
-    (tmp_path / "secret.txt").write_text("not for the web")
     return root
-
-
-def test_resolve_files(build: Path) -> None:
-    assert resolve(build, "/app.bundle.096daabbdde29bd851ab.js").name.startswith("app.bundle")
-    assert resolve(build, "assets/favicon.ico") == (build / "assets" / "favicon.ico").resolve()
-
-
-@pytest.mark.parametrize(
-    "relative",
-    ["", "/", "viewer", "/viewer", "viewer/dicomweb", "viewer/dicomweb/", "localbasic",
-     "viewer/1.2.840.113619.2.55.3", "segmentation/x"],
-)
-def test_client_side_routes_fall_back_to_index(build: Path, relative: str) -> None:
-    assert resolve(build, relative) == build.resolve() / "index.html"
-
-
-@pytest.mark.parametrize(
-    "relative",
-    ["app.bundle.0000000000000000dead.js", "assets/missing.png", "x.css", "viewer/x.json",
-     "../secret.txt", "/../secret.txt", "assets/../../secret.txt", ".archive-ohif-install.json",
-     "assets/.hidden", "a\\..\\secret.txt"],
-)
-def test_missing_assets_hidden_files_and_escapes_are_not_found(build: Path, relative: str) -> None:
-    with pytest.raises(NotFound):
-        resolve(build, relative)
-
-
-def test_symlink_out_of_the_build_is_refused(build: Path) -> None:
-    (build / "escape.txt").symlink_to(build.parent / "secret.txt")
-    with pytest.raises(NotFound):
-        resolve(build, "escape.txt")
 
 
 # --- index.html ----------------------------------------------------------------------------
@@ -266,97 +215,55 @@ def test_default_language_only_for_a_browser_that_has_not_chosen(
     assert _run_in_node(tmp_path, script, href, stored, cookie)["language"] == expected
 
 
-# --- serving -------------------------------------------------------------------------------
+
+# --- the run folder's viewer files -----------------------------------------------------------
 
 
-def _site(build: Path, app_config: Path) -> ViewerSite:
-    return ViewerSite(build=build, root="/ohif/", app_config=app_config, default_language="zh")
+def _viewer(build: Path, app_config: Path, root: str = "/ohif/") -> ViewerSettings:
+    return ViewerSettings(root=root, directory=str(build), app_config=str(app_config),
+                          default_language="en")
 
 
-def test_site_answers_index_for_deep_links(build: Path, tmp_path: Path) -> None:
-    site = _site(build, TEMPLATE)
-    for relative in ("", "viewer", "viewer/dicomweb", "index.html"):
-        response = site.answer(relative)
-        assert response.status == 200
-        assert response.content_type.startswith("text/html")
-        assert response.headers["Cache-Control"] == REVALIDATE
-        assert b'src="/ohif/app-config.js"' in response.body
+def test_write_viewer_files_rebases_index_and_renders_app_config(build: Path, tmp_path: Path) -> None:
+    (build / APP_CONFIG).write_text("window.config = { dataSources: ['cloudfront'] };")
+    target = tmp_path / "run" / "ohif"
+    served = write_viewer_files(_viewer(build, TEMPLATE, "/t/x/ohif/"), target)
+    assert served == build.resolve()
+    index = (target / INDEX).read_text()
+    assert 'window.PUBLIC_URL = "/t/x/ohif/"' in index
+    assert 'src="/t/x/ohif/app-config.js"' in index
+    script = (target / APP_CONFIG).read_text()
+    assert "cloudfront" not in script  # the build's own app-config.js is never used
+    assert _prelude_settings(script)["qidoRoot"] == "/t/x/api/dicom-web"
+    assert _prelude_settings(script)["dicomWebRoot"] == "/t/x/dicom-web"
+    assert _prelude_settings(script)["defaultLanguage"] == "en-US"
+    assert (build / INDEX).read_text() == OHIF_INDEX  # the build is not touched
 
 
-def test_site_renders_app_config_instead_of_the_builds(build: Path) -> None:
-    (build / "app-config.js").write_text("window.config = { dataSources: ['cloudfront'] };")
-    response = _site(build, TEMPLATE).answer("app-config.js")
-    assert response.content_type.startswith("application/javascript")
-    assert response.headers["Cache-Control"] == REVALIDATE
-    assert b"cloudfront" not in response.body
-    assert b"window.ARCHIVE_VIEWER" in response.body
+def test_write_viewer_files_resolves_a_linked_build(build: Path, tmp_path: Path) -> None:
+    link = tmp_path / "current"
+    link.symlink_to(build)
+    assert write_viewer_files(_viewer(link, TEMPLATE), tmp_path / "out") == build.resolve()
 
 
-def test_site_serves_files_with_their_cache_policy(build: Path) -> None:
-    response = _site(build, TEMPLATE).answer("app.bundle.096daabbdde29bd851ab.js")
-    assert response.body == b"/* app */"
-    assert response.headers["Cache-Control"] == IMMUTABLE
+def test_write_viewer_files_names_the_key_of_what_is_missing(build: Path, tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="Archive.Viewer.AppConfig"):
+        write_viewer_files(_viewer(build, tmp_path / "nope.js"), tmp_path / "out")
+    with pytest.raises(ConfigError, match="Archive.Viewer.Directory"):
+        write_viewer_files(_viewer(tmp_path / "none", TEMPLATE), tmp_path / "out")
 
 
-def test_site_reads_the_rewritten_files_from_the_install_stamp(build: Path) -> None:
+def test_write_viewer_files_refuses_a_build_it_does_not_know(build: Path, tmp_path: Path) -> None:
+    (build / INDEX).write_text("<html>something else</html>")
+    with pytest.raises(ViewerBuildError):
+        write_viewer_files(_viewer(build, TEMPLATE), tmp_path / "out")
+
+
+def test_rewritten_files_come_from_the_install_stamp(build: Path) -> None:
     assert rewritten_files(build) == frozenset()  # "{}"
     (build / INSTALL_STAMP).write_text(json.dumps(
         {"ohif_version": "3.12.10", "patch_level": 2,
          "rewritten": ["app.bundle.096daabbdde29bd851ab.js"]}))
     assert rewritten_files(build) == {"app.bundle.096daabbdde29bd851ab.js"}
-    response = _site(build, TEMPLATE).answer("app.bundle.096daabbdde29bd851ab.js")
-    assert response.headers["Cache-Control"] == REWRITTEN
     (build / INSTALL_STAMP).write_text("not json")
     assert rewritten_files(build) == frozenset()
-
-
-def test_site_names_the_key_when_the_template_is_missing(build: Path, tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="Archive.Viewer.AppConfig"):
-        _site(build, tmp_path / "nope.js").answer("app-config.js")
-
-
-def test_site_refuses_a_build_it_does_not_know(build: Path) -> None:
-    (build / "index.html").write_text("<html>something else</html>")
-    with pytest.raises(ViewerBuildError):
-        _site(build, TEMPLATE).answer("viewer")
-
-
-class _Host:
-    def __init__(self) -> None:
-        self.routes: list[tuple[Sequence[str], str, Handler]] = []
-
-    def add_route(self, methods: Sequence[str], uri_regex: str, handler: Handler) -> None:
-        self.routes.append((methods, uri_regex, handler))
-
-    def rest_get_json(self, uri: str) -> Any:
-        return None
-
-
-def test_feature_registers_one_route_for_the_root(build: Path, caplog: pytest.LogCaptureFixture) -> None:
-    settings = parse_settings({"Archive": {"StateDirectory": "/s", "Viewer": {
-        "Root": "/t/x/ohif/", "Directory": str(build), "AppConfig": str(TEMPLATE)}}})
-    host = _Host()
-    context = PluginContext(settings=settings, host=host, log=logging.getLogger("test"),
-                            enabled_features=("viewer",))
-    ViewerFeature().register(context)
-    [(methods, regex, handler)] = host.routes
-    assert list(methods) == ["GET"]
-    for path in ("/t/x/ohif", "/t/x/ohif/", "/t/x/ohif/viewer/dicomweb"):
-        assert re.fullmatch(regex, path)
-    for path in ("/t/x/ohifx", "/ohif/", "/t/x/dicom-web/studies"):
-        assert not re.fullmatch(regex, path)
-    response = handler(Request(method="GET", path="/t/x/ohif/viewer", query={"StudyInstanceUIDs": "1"}))
-    assert b'window.PUBLIC_URL = "/t/x/ohif/"' in response.body
-    assert not caplog.records
-
-
-def test_feature_logs_a_missing_build(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    settings = parse_settings({"Archive": {"StateDirectory": "/s", "Viewer": {
-        "Directory": str(tmp_path / "none"), "AppConfig": str(tmp_path / "none.js")}}})
-    context = PluginContext(settings=settings, host=_Host(), log=logging.getLogger("test"),
-                            enabled_features=("viewer",))
-    with caplog.at_level(logging.ERROR):
-        ViewerFeature().register(context)
-    messages = " ".join(r.getMessage() for r in caplog.records)
-    assert "viewer build not found" in messages
-    assert "Archive.Viewer.AppConfig" in messages

@@ -1,0 +1,336 @@
+"""The launcher's run folder: Orthanc's enforced keys, nginx.conf (checked by nginx -t), the
+supervisord configuration (parsed by supervisor's own parser), ports, credential, atomic swap."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import socket
+import stat
+import subprocess
+import sys
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from archive_config.config_check import Configuration, load
+from archive_config.errors import ConfigError
+from archive_door import credential
+from archive_door.errors import AlreadyRunning
+from archive_door.launcher import check_not_running, door_urls, environment, prepare
+from archive_door.layout import REPO, Executables, Layout
+from archive_door.nginx import PROBLEMS
+from archive_door.ports import check_ports
+from archive_door.render import Rendered, render_run_folder
+from testkit.orthanc_process import deep_merge, render_config
+
+NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
+
+
+def _configuration(tmp_path: Path, overrides: Mapping[str, Mapping[str, Any]] | None = None) -> tuple[Configuration, dict[str, str]]:
+    config = render_config(tmp_path / "config", overrides or {})
+    env = environment(tmp_path / "data", None, {"PATH": os.environ.get("PATH", "")})
+    return load(config, env), env
+
+
+def _render(tmp_path: Path, overrides: Mapping[str, Mapping[str, Any]] | None = None,
+            console: Path | None = None) -> Rendered:
+    configuration, env = _configuration(tmp_path, overrides)
+    layout = Layout(home=REPO, data=tmp_path / "data", state=Path(configuration.archive.state_directory))
+    made = credential.ensure(layout.credential)
+    return render_run_folder(configuration, env, layout, made, Executables.from_environment(env),
+                             console_build=console or tmp_path / "no-console")
+
+
+def _door(https: Mapping[str, Any] | None = None, **door: Any) -> dict[str, Any]:
+    section: dict[str, Any] = dict(door)
+    if https is not None:
+        section["Https"] = dict(https)
+    return {"archive.json": {"Archive": {"Door": section}}}
+
+
+def _nginx_t(layout: Layout) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([NGINX, "-t", "-p", f"{layout.run}/", "-c", str(layout.nginx_conf),
+                           "-e", "stderr"], capture_output=True, text=True, timeout=60)
+
+
+def _locations(routes: str) -> list[str]:
+    return re.findall(r"^location\s+(.+?)\s*\{", routes, re.M)
+
+
+# --- the run folder -------------------------------------------------------------------------
+
+
+def test_run_folder_holds_the_rendered_set(tmp_path: Path) -> None:
+    layout = _render(tmp_path).layout
+    run = layout.run
+    names = {p.relative_to(run).as_posix() for p in run.rglob("*") if p.is_file()}
+    assert {"orthanc/orthanc.json", "orthanc/archive.json", "orthanc/dicomweb.json", "nginx.conf",
+            "nginx-routes.conf", "supervisord.conf", "ohif/index.html", "ohif/app-config.js"} <= names
+    assert not (run / "tls").exists()
+    # What holds the internal credential is private.
+    for private in ("nginx.conf", "nginx-routes.conf", "orthanc/orthanc.json"):
+        assert stat.S_IMODE((run / private).stat().st_mode) == 0o600, private
+    assert stat.S_IMODE(layout.credential.stat().st_mode) == 0o600
+    assert not [p for p in layout.data.iterdir() if p.name.startswith(".run-")]
+
+
+def test_re_render_replaces_the_folder_whole(tmp_path: Path) -> None:
+    layout = _render(tmp_path).layout
+    (layout.run / "stale-file").write_text("from an older version")
+    _render(tmp_path, _door(HttpPort=9000))
+    assert not (layout.run / "stale-file").exists()
+    assert "listen 127.0.0.1:9000;" in layout.nginx_conf.read_text()
+    assert not [p for p in layout.data.iterdir() if p.name.startswith(".run-")]
+
+
+def test_a_failed_render_leaves_the_previous_folder(tmp_path: Path) -> None:
+    layout = _render(tmp_path).layout
+    before = layout.nginx_conf.read_text()
+    bad = {"archive.json": {"Archive": {"Viewer": {"AppConfig": str(tmp_path / "missing.js")}}}}
+    with pytest.raises(ConfigError, match="Archive.Viewer.AppConfig"):
+        _render(tmp_path, bad)
+    assert layout.nginx_conf.read_text() == before
+    assert not [p for p in layout.data.iterdir() if p.name.startswith(".run-")]
+
+
+def test_orthanc_configuration_is_expanded_and_enforced(tmp_path: Path) -> None:
+    users = {"orthanc.json": {"RegisteredUsers": {"alice": "pw"}, "HttpCompressionEnabled": True,
+                              "RemoteAccessAllowed": True, "AuthenticationEnabled": False}}
+    layout = _render(tmp_path, users).layout
+    rendered = load(layout.orthanc_config)  # Orthanc's merge rules hold: no key twice
+    orthanc = rendered.orthanc
+    made = credential.load(layout.credential)
+    assert orthanc["HttpPort"] == 18042  # the internal port, as configured
+    assert orthanc["RemoteAccessAllowed"] is False
+    assert orthanc["AuthenticationEnabled"] is True
+    assert orthanc["HttpCompressionEnabled"] is False
+    assert orthanc["RegisteredUsers"] == {"alice": "pw", made.username: made.password}
+    assert orthanc["PythonScript"] == f"{REPO}/orthanc-plugins/entry.py"
+    assert "/usr/share/orthanc/plugins/libOrthancDicomWeb.so" in orthanc["Plugins"]
+    assert rendered.archive.state_directory == str(tmp_path / "data" / "state")
+    text = "".join(p.read_text() for p in layout.orthanc_config.iterdir())
+    assert "${" not in text
+
+
+def test_internal_credential_is_made_once(tmp_path: Path) -> None:
+    path = tmp_path / "state" / "internal-credential.json"
+    first = credential.ensure(path)
+    assert credential.ensure(path) == first
+    assert len(first.password) >= 32
+    assert json.loads(path.read_text()) == {"username": first.username, "password": first.password}
+    assert first.basic_authorization().startswith("Basic ")
+    assert credential.ensure(tmp_path / "other.json").password != first.password
+
+
+# --- ports ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("overrides", "key", "other"),
+    [
+        ({"orthanc.json": {"HttpPort": 8042}}, "Archive.Door.HttpPort", "HttpPort"),
+        ({"archive.json": {"Archive": {"Api": {"Port": 4242}}}}, "Archive.Api.Port", "DicomPort"),
+        ({"archive.json": {"Archive": {"Api": {"Port": 18042}}}}, "Archive.Api.Port", "HttpPort"),
+        (_door({"Enabled": True, "Port": 8042}), "Archive.Door.Https.Port", "Archive.Door.HttpPort"),
+    ],
+)
+def test_a_port_clash_names_both_keys(tmp_path: Path, overrides: Mapping[str, Mapping[str, Any]],
+                                      key: str, other: str) -> None:
+    configuration, _env = _configuration(tmp_path, overrides)
+    with pytest.raises(ConfigError) as caught:
+        check_ports(configuration.orthanc, configuration.archive)
+    assert caught.value.key == key
+    assert other in str(caught.value)
+
+
+def test_https_port_counts_only_when_https_is_on(tmp_path: Path) -> None:
+    configuration, _env = _configuration(tmp_path, _door({"Enabled": False, "Port": 8042}))
+    assert "Archive.Door.Https.Port" not in check_ports(configuration.orthanc, configuration.archive)
+
+
+def test_cli_stops_with_exit_2_naming_the_key_before_anything_runs(tmp_path: Path) -> None:
+    config = render_config(tmp_path / "config", {"orthanc.json": {"HttpPort": 8042}})
+    result = subprocess.run([sys.executable, "-m", "archive_door", "run", "--config", str(config),
+                             "--data", str(tmp_path / "data")], capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode == 2, result.stderr
+    assert "Archive.Door.HttpPort" in result.stderr and "HttpPort" in result.stderr
+    assert not (tmp_path / "data" / "run").exists()
+    assert not (tmp_path / "data" / "state" / "internal-credential.json").exists()
+
+
+# --- nginx ----------------------------------------------------------------------------------
+
+
+def test_nginx_accepts_the_rendered_configuration(tmp_path: Path) -> None:
+    layout = _render(tmp_path).layout
+    result = _nginx_t(layout)
+    assert result.returncode == 0, result.stderr
+
+
+def test_nginx_accepts_https_with_a_generated_certificate_that_survives(tmp_path: Path) -> None:
+    rendered = _render(tmp_path, _door({"Enabled": True, "RedirectHttp": True}))
+    layout = rendered.layout
+    assert rendered.certificate is not None
+    assert _nginx_t(layout).returncode == 0, _nginx_t(layout).stderr
+    conf = layout.nginx_conf.read_text()
+    assert "listen 127.0.0.1:8443 ssl http2;" in conf
+    assert f"ssl_certificate {layout.tls / 'door.crt'};" in conf
+    assert "return 301 https://$host:8443$request_uri;" in conf
+    kept = (layout.generated_tls / "door.crt").read_bytes()
+    assert (layout.tls / "door.crt").read_bytes() == kept
+    assert stat.S_IMODE((layout.tls / "door.key").stat().st_mode) == 0o600
+    text = subprocess.run(["openssl", "x509", "-noout", "-text", "-in", str(layout.tls / "door.crt")],
+                          capture_output=True, text=True, check=True).stdout
+    assert "DNS:localhost" in text and "IP Address:127.0.0.1" in text
+    _render(tmp_path, _door({"Enabled": True}))
+    assert (layout.tls / "door.crt").read_bytes() == kept  # not made again
+    assert "return 301 https" not in layout.nginx_conf.read_text()
+
+
+def test_https_with_half_a_certificate_names_the_missing_key(tmp_path: Path) -> None:
+    cert = tmp_path / "given.crt"
+    cert.write_text("x")
+    with pytest.raises(ConfigError, match="Archive.Door.Https.KeyFile"):
+        _render(tmp_path, _door({"Enabled": True, "CertificateFile": str(cert)}))
+
+
+def test_routes_expose_only_what_the_door_serves(tmp_path: Path) -> None:
+    layout = _render(tmp_path).layout
+    routes = layout.nginx_routes.read_text()
+    allowed = {"= /_door/auth", "= /api/auth/check", "^~ /dicom-web/", "= /wado", "^~ /api/",
+               "^~ /fhir/", "= /ohif", "= /ohif/app-config.js", "= /ohif/index.html", "^~ /ohif/",
+               "@ohif-index", "^~ /ui/", "= /", "= /door-health", "/",
+               *(f"@door-{status}" for status in PROBLEMS)}
+    assert set(_locations(routes)) == allowed
+    # Orthanc is reached from two locations only, both with the internal credential.
+    made = credential.load(layout.credential)
+    assert routes.count("proxy_pass http://orthanc;") == 2
+    assert routes.count(f'proxy_set_header Authorization "{made.basic_authorization()}";') == 2
+    assert 'if ($request_method !~ ^(?:GET|HEAD|POST)$)' in routes
+    assert "client_max_body_size 4g;" in routes and "proxy_request_buffering off;" in routes
+    assert "auth_request /_door/auth;" in routes
+    assert "proxy_cache_valid 200 204 401 403 5s;" in routes
+    conf = layout.nginx_conf.read_text()
+    assert "server 127.0.0.1:18042;" in conf and "server 127.0.0.1:18043;" in conf
+    gzip_types = re.search(r"gzip_types([^;]*);", conf)
+    assert gzip_types is not None
+    types = set(gzip_types.group(1).split())
+    assert {"application/json", "application/dicom+json", "application/javascript", "text/css"} <= types
+    assert not types & {"application/dicom", "application/octet-stream", "multipart/related",
+                        "image/jpeg", "image/png", "image/jp2"}
+    assert "HttpCompressionEnabled" not in conf  # nginx does not rely on Orthanc's gzip
+    assert f"access_log {layout.logs}/door-access.log door;" in conf
+
+
+def test_routes_follow_the_configuration(tmp_path: Path, ) -> None:
+    overrides = deep_merge(_door(AuthCacheSeconds=0, MaxUploadSize="100m", ListenAddress="0.0.0.0"),
+                           {"archive.json": {"Archive": {"Viewer": {"Enabled": False}}},
+                            "dicomweb.json": {"DicomWeb": {"Root": "/dw/"}}})
+    layout = _render(tmp_path, overrides).layout
+    routes = layout.nginx_routes.read_text()
+    assert "proxy_cache off;" in routes and "proxy_cache door_auth;" not in routes
+    assert "client_max_body_size 100m;" in routes
+    assert "location ^~ /dw/ {" in routes and "/dicom-web/" not in _locations(routes)
+    assert not [loc for loc in _locations(routes) if "ohif" in loc]
+    assert "listen 0.0.0.0:8042;" in layout.nginx_conf.read_text()
+    assert _nginx_t(layout).returncode == 0
+
+
+def test_console_build_is_served_when_present(tmp_path: Path) -> None:
+    console = tmp_path / "console-dist"
+    (console / "assets").mkdir(parents=True)
+    (console / "index.html").write_text("<!doctype html><title>console</title>")
+    layout = _render(tmp_path, console=console).layout
+    routes = layout.nginx_routes.read_text()
+    assert f"alias {console}/;" in routes and "install-console" not in routes
+    assert _nginx_t(layout).returncode == 0
+    missing = _render(tmp_path).layout.nginx_routes.read_text()
+    assert "return 503" in missing and "scripts/install-console" in missing
+
+
+# --- supervisord ----------------------------------------------------------------------------
+
+
+def test_supervisord_configuration_parses_with_supervisors_own_parser(tmp_path: Path) -> None:
+    from supervisor.datatypes import RestartUnconditionally
+    from supervisor.options import ServerOptions
+
+    layout = _render(tmp_path, {"archive.json": {"Archive": {"Jobs": {"Workers": 3}}}}).layout
+    options = ServerOptions()
+    options.realize(args=["-c", str(layout.supervisord_conf)])
+    configs = {p.name: p for g in options.process_group_configs for p in g.process_configs}
+    assert list(configs) == ["orthanc", "api", "worker-1", "worker-2", "worker-3", "door"]
+    assert options.serverurl == f"unix://{layout.supervisor_socket}"
+    assert options.server_configs[0]["file"] == str(layout.supervisor_socket)
+    assert options.server_configs[0]["chmod"] == 0o700
+    for name, program in configs.items():
+        assert program.autorestart is RestartUnconditionally, name
+        assert program.stdout_logfile == str(layout.logs / f"{name}.log")
+        assert program.redirect_stderr
+    assert configs["orthanc"].command == f"/usr/sbin/Orthanc {layout.orthanc_config}"
+    assert configs["orthanc"].environment["TCP_NODELAY"] == "1"
+    assert configs["orthanc"].environment["LD_PRELOAD"].endswith("libarchive-thread-stack.so")
+    assert configs["worker-2"].command.endswith("--name worker-2")
+    assert "-m archive_api --config " + str(layout.orthanc_config) in configs["api"].command
+    assert configs["door"].command.endswith("-g 'daemon off;'")
+    assert options.environ_expansions["ENV_ARCHIVE_RUN"] == str(layout.run)
+    assert options.environ_expansions["ENV_ARCHIVE_DATA"] == str(layout.data)
+    # Stopping goes door, workers, api, Orthanc: supervisord stops the highest priority first.
+    priorities = [configs[n].priority for n in configs]
+    assert priorities == sorted(priorities)
+
+
+def test_orthanc_command_comes_from_the_environment(tmp_path: Path) -> None:
+    configuration, env = _configuration(tmp_path)
+    env["ARCHIVE_ORTHANC"] = "/opt/x/orthanc-wrapper"
+    layout = Layout(home=REPO, data=tmp_path / "data", state=Path(configuration.archive.state_directory))
+    rendered = render_run_folder(configuration, env, layout, credential.ensure(layout.credential),
+                                 Executables.from_environment(env), console_build=tmp_path / "none")
+    assert rendered.programs[0].command[0] == "/opt/x/orthanc-wrapper"
+    assert environment(tmp_path, "trixie", {})["ARCHIVE_ORTHANC"].endswith("scripts/orthanc-trixie")
+
+
+# --- the launcher ---------------------------------------------------------------------------
+
+
+@pytest.fixture
+def listening_socket(tmp_path: Path) -> Iterator[Path]:
+    path = tmp_path / "data" / "run" / "supervisor.sock"
+    path.parent.mkdir(parents=True)
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server.bind(str(path))
+    server.listen(1)
+    try:
+        yield path
+    finally:
+        server.close()
+
+
+def test_launcher_refuses_a_data_folder_whose_supervisord_answers(tmp_path: Path, listening_socket: Path) -> None:
+    config = render_config(tmp_path / "config", {})
+    with pytest.raises(AlreadyRunning):
+        prepare(config, tmp_path / "data", base_env={"PATH": os.environ["PATH"]}, run_migrations=False)
+    listening_socket.parent.joinpath("nginx.conf").write_text("kept")
+    assert listening_socket.parent.joinpath("nginx.conf").read_text() == "kept"
+
+
+def test_a_stale_socket_does_not_stop_the_launcher(tmp_path: Path) -> None:
+    layout = Layout(home=REPO, data=tmp_path, state=tmp_path / "state")
+    layout.run.mkdir()
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.bind(str(layout.supervisor_socket))  # bound, never listening: a killed supervisord's
+    check_not_running(layout)
+
+
+def test_door_urls(tmp_path: Path) -> None:
+    configuration, _env = _configuration(tmp_path, _door({"Enabled": True, "Port": 9443}, HttpPort=9080))
+    assert door_urls(configuration.archive) == ["http://127.0.0.1:9080/", "https://127.0.0.1:9443/"]
+    everywhere, _env = _configuration(tmp_path, _door(ListenAddress="0.0.0.0"))
+    assert door_urls(everywhere.archive) == [f"http://{socket.gethostname()}:8042/",
+                                             "http://127.0.0.1:8042/"]
