@@ -1,6 +1,6 @@
 """The benchmark's instances: made once, kept in a cache folder, described by a manifest.
 
-Three kinds, all synthetic (:mod:`archive_tools.synthetic` and a minimal image here):
+Three kinds, all made by :mod:`archive_tools.synthetic`:
 
 * CT volumes of 512×512 slices (≈0.5 MB each): the "small instance" of M19 ingest, the
   1000-instance series of WADO-RS, the 500-slice study the viewer opens;
@@ -23,13 +23,9 @@ from pathlib import Path
 from typing import Any, Final
 
 import numpy as np
-from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.uid import (
-    PYDICOM_IMPLEMENTATION_UID,
-    ExplicitVRLittleEndian,
-    SecondaryCaptureImageStorage,
-    generate_uid,
-)
+from numpy.typing import NDArray
+from pydicom.dataset import Dataset
+from pydicom.uid import SecondaryCaptureImageStorage
 
 from .. import synthetic
 
@@ -184,12 +180,12 @@ class DataCache:
 
     def tiny(self, name: str, first: int, count: int) -> DataSet:
         """Studies number ``first`` … ``first+count-1`` of the QIDO population (see :func:`tiny_study`)."""
-        params = {"kind": "tiny", "first": first, "count": count, "version": 1}
+        params = {"kind": "tiny", "first": first, "count": count, "version": 2}
 
         def make(folder: Path) -> tuple[list[Path], list[Info]]:
             files: list[Path] = []
             info: list[Info] = []
-            pixels = np.arange(64, dtype=np.uint16).reshape(8, 8).tobytes()
+            pixels = np.arange(64, dtype=np.uint16).reshape(8, 8)
             for n in range(first, first + count):
                 ds = tiny_study(n, pixels)
                 path = folder / f"{n:06d}.dcm"
@@ -216,44 +212,19 @@ def tiny_date(n: int) -> dt.date:
     return dt.date(2015, 1, 1) + dt.timedelta(days=(n * 7919) % 3650)
 
 
-def tiny_study(n: int, pixels: bytes) -> Dataset:
+def tiny_study(n: int, pixels: NDArray[np.uint16]) -> Dataset:
     """A one-instance Secondary Capture study (PS3.3 A.8.1) with the attributes QIDO matches on."""
     name, patient_id = tiny_patient(n)
-    date = f"{tiny_date(n):%Y%m%d}"
-    sop_uid = generate_uid()
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = SecondaryCaptureImageStorage
-    meta.MediaStorageSOPInstanceUID = sop_uid
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    meta.ImplementationClassUID = PYDICOM_IMPLEMENTATION_UID
-    ds = Dataset()
-    ds.file_meta = meta
-    ds.SOPClassUID = SecondaryCaptureImageStorage
-    ds.SOPInstanceUID = sop_uid
-    ds.PatientName = name
-    ds.PatientID = patient_id
-    ds.PatientBirthDate = f"{1940 + n % 70}0101"
-    ds.PatientSex = "MF"[n % 2]
-    ds.StudyInstanceUID = generate_uid()
-    ds.SeriesInstanceUID = generate_uid()
-    ds.StudyDate = ds.SeriesDate = date
-    ds.StudyTime = ds.SeriesTime = f"{8 + n % 10:02d}{n % 60:02d}00"
-    ds.AccessionNumber = tiny_accession(n)
-    ds.ReferringPhysicianName = ""
-    ds.StudyID = str(n)
-    ds.StudyDescription = f"BENCH STUDY {n % 50}"
-    ds.Modality = TINY_MODALITIES[n % len(TINY_MODALITIES)]
+    patient = synthetic.PatientInfo(name, patient_id, f"{1940 + n % 70}0101", "MF"[n % 2])
+    study = synthetic.StudyInfo(date=f"{tiny_date(n):%Y%m%d}",
+                                time=f"{8 + n % 10:02d}{n % 60:02d}00",
+                                accession=tiny_accession(n), description=f"BENCH STUDY {n % 50}",
+                                referring_physician="", study_id=str(n))
+    series = synthetic.new_series(study, TINY_MODALITIES[n % len(TINY_MODALITIES)], "", 1, "", 0)
+    ds = synthetic.new_instance(SecondaryCaptureImageStorage, patient, study, series, 1,
+                                study.time)
     ds.ConversionType = "WSD"
-    ds.SeriesNumber = 1
-    ds.InstanceNumber = 1
-    ds.SamplesPerPixel = 1
-    ds.PhotometricInterpretation = "MONOCHROME2"
-    ds.Rows = ds.Columns = 8
-    ds.BitsAllocated = 16
-    ds.BitsStored = 12
-    ds.HighBit = 11
-    ds.PixelRepresentation = 0
-    ds.PixelData = pixels
+    synthetic.set_pixels(ds, pixels, "MONOCHROME2", 12)
     return ds
 
 
