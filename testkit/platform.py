@@ -114,22 +114,25 @@ def trixie() -> Platform:
 FACTORIES: Final = {"bookworm": bookworm, "trixie": trixie}
 
 
+def name(env: Mapping[str, str] | None = None) -> str:
+    """The platform ``ARCHIVE_PLATFORM`` names (``bookworm`` when unset), without looking at it."""
+    chosen = (os.environ if env is None else env).get("ARCHIVE_PLATFORM", "") or DEFAULT
+    if chosen not in FACTORIES:
+        raise PlatformError(f"ARCHIVE_PLATFORM={chosen!r}: expected one of "
+                            f"{', '.join(FACTORIES)}")
+    return chosen
+
+
 def current(env: Mapping[str, str] | None = None) -> Platform:
-    """The platform ``ARCHIVE_PLATFORM`` names (``bookworm`` when unset)."""
-    name = (os.environ if env is None else env).get("ARCHIVE_PLATFORM", "") or DEFAULT
-    try:
-        factory = FACTORIES[name]
-    except KeyError:
-        raise PlatformError(f"ARCHIVE_PLATFORM={name!r}: expected one of "
-                            f"{', '.join(FACTORIES)}") from None
-    return factory()
+    """The platform ``ARCHIVE_PLATFORM`` names, with its versions (it must be installed)."""
+    return FACTORIES[name(env)]()
 
 
 def is_bookworm() -> bool:
     """For xfail conditions: a defect of Orthanc 1.10.1 / plugin 4.0 / DICOMweb 1.7."""
-    return current().name == "bookworm"
+    return name() == "bookworm"
 
 
 def is_trixie() -> bool:
     """For xfail conditions: a defect of Orthanc 1.12.x / plugin 5.0 / DICOMweb 1.20."""
-    return current().name == "trixie"
+    return name() == "trixie"
