@@ -1,0 +1,83 @@
+// Shapes of our HTTP API (docs/architecture.md, served as /api/openapi.json). JSON, camelCase.
+
+export type ServiceStatus = 'ok' | 'degraded' | 'down'
+
+export interface ServiceHealth {
+  name: string
+  status: ServiceStatus
+  /** A sentence, or a small object of facts (a heartbeat's detail). */
+  detail: string | Record<string, unknown> | null
+  pid: number | null
+  /** ISO 8601: when the process started, or when the status last changed. */
+  since: string | null
+  version: string | null
+}
+
+export interface Platform {
+  name: string
+  orthanc: string | null
+  pythonPlugin: string | null
+  dicomWeb: string | null
+  gdcm: string | null
+}
+
+/** GET /api/health: 200 when every service is ok, 503 (same body) when degraded. */
+export interface Health {
+  status: 'ok' | 'degraded'
+  version: string
+  tenant: string
+  platform: Platform
+  services: ServiceHealth[]
+  features: string[]
+}
+
+export const JOB_STATES = ['queued', 'running', 'succeeded', 'failed', 'cancelled'] as const
+export type JobState = (typeof JOB_STATES)[number]
+
+export interface JobProgress {
+  done: number | null
+  total: number | null
+  message: string | null
+}
+
+export interface Job {
+  id: string | number
+  tenant: string
+  kind: string
+  state: JobState
+  params: Record<string, unknown>
+  attempts: number
+  maxAttempts: number
+  progress: JobProgress
+  lastError: string | null
+  result: Record<string, unknown> | null
+  createdAt: string
+  updatedAt: string
+  startedAt: string | null
+  finishedAt: string | null
+  runAfter: string | null
+  leaseOwner: string | null
+}
+
+export interface JobPage {
+  items: Job[]
+  total: number
+  limit: number
+  offset: number
+}
+
+export interface JobFilter {
+  state?: JobState | ''
+  kind?: string
+  limit: number
+  offset: number
+}
+
+/** RFC 9457 problem details: what /api answers on every error. */
+export interface Problem {
+  type?: string
+  title?: string
+  status?: number
+  detail?: string
+  instance?: string
+}
