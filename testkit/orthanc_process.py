@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import socket
 import subprocess
 import time
@@ -28,6 +27,7 @@ import requests
 
 from archive_config import jsonc
 from testkit.platform import Platform, current as current_platform
+from testkit.processes import stop_process
 
 REPO: Final = Path(__file__).resolve().parents[1]
 CONFIG_DIR: Final = REPO / "config"
@@ -185,14 +185,8 @@ class OrthancProcess:
 
     def stop(self, timeout: float = 30.0) -> None:
         """SIGTERM, then SIGKILL if Orthanc has not exited after ``timeout`` seconds."""
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        if self.process is not None:
+            stop_process(self.process, timeout)
 
     def __enter__(self) -> "OrthancProcess":
         return self.start()
