@@ -139,7 +139,8 @@ class FakeOrthanc:
 
     def RestApiGet(self, uri: str) -> bytes:
         if self.initializing:
-            raise OrthancException(2038, "Plugin trying to call the database during its initialization")
+            raise OrthancException(
+                2038, "Plugin trying to call the database during its initialization")
         raise OrthancException(17, f"Unknown resource: {uri}")
 
     # --- registration -------------------------------------------------------------------
@@ -196,8 +197,10 @@ class FakeOrthanc50(FakeOrthanc):
 
     version: PluginVersion = "5.0"
 
-    def RegisterMoveCallback2(self, callback: Callable[..., Any], get_move_size: Callable[..., Any],
-                              apply_move: Callable[..., Any], free_move: Callable[..., Any]) -> None:
+    def RegisterMoveCallback2(self, callback: Callable[..., Any],
+                              get_move_size: Callable[..., Any],
+                              apply_move: Callable[..., Any],
+                              free_move: Callable[..., Any]) -> None:
         self._register("RegisterMoveCallback2", callback, get_move_size, apply_move, free_move)
 
     def rest_output(self) -> RestOutput40:

@@ -10,7 +10,7 @@ class PluginError(Exception):
 
 
 class RegistrationError(PluginError):
-    """A callback would be registered twice, or two features claim a callback Orthanc allows once."""
+    """A callback would be registered twice, or a feature is listed twice."""
 
 
 class StartupCheckFailed(PluginError):

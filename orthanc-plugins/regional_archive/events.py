@@ -48,7 +48,7 @@ class ResourceType(StrEnum):
 
 
 def rest_name(sdk_name: str) -> str:
-    """``STABLE_STUDY`` → ``StableStudy``: an SDK enumeration member as Orthanc's REST API spells it."""
+    """``STABLE_STUDY`` → ``StableStudy``: an SDK enumeration member, spelt as in the REST API."""
     return "".join(word.capitalize() for word in sdk_name.split("_"))
 
 

@@ -64,7 +64,8 @@ def build_tables(features: Sequence[Feature]) -> Tables:
             key = ChangeType(change_type).value
             on_change.setdefault(key, []).extend(NamedHandler(feature.name, h) for h in handlers)
         checks.extend((feature.name, check) for check in contribution.health_checks)
-    return Tables(on_change={k: tuple(v) for k, v in on_change.items()}, health_checks=tuple(checks))
+    return Tables(on_change={k: tuple(v) for k, v in on_change.items()},
+                  health_checks=tuple(checks))
 
 
 @dataclass(frozen=True)
@@ -114,7 +115,7 @@ class Runtime:
         self.tables = build_tables(self.features)
 
     def run_checks(self) -> tuple[CheckResult, ...]:
-        """Run every health check; raise :class:`StartupCheckFailed` on the first critical failure."""
+        """Run every health check; a critical failure raises :class:`StartupCheckFailed`."""
         results: list[CheckResult] = []
         for feature, check in self.tables.health_checks:
             try:

@@ -147,7 +147,8 @@ def test_a_feature_listed_twice_is_refused() -> None:
 
 
 def test_tables_key_handlers_by_sdk_names_and_keep_feature_order() -> None:
-    first, second = Recorder("first", (ChangeType.DELETED,)), Recorder("second", (ChangeType.DELETED,))
+    first = Recorder("first", (ChangeType.DELETED,))
+    second = Recorder("second", (ChangeType.DELETED,))
     tables = build_tables([first, second])
     assert list(tables.on_change) == ["Deleted"]
     assert [h.feature for h in tables.on_change["Deleted"]] == ["first", "second"]
