@@ -102,7 +102,7 @@ def data(tmp_path_factory: pytest.TempPathFactory) -> DimseData:
                             description="胸部CT平扫")
     chest = StudyData(chest_study, zhang, [
         *synthetic.ct_volume(3, 64, 64, patient=zhang, study=chest_study, series_number=1,
-                             seed=1),
+                             series_description="肺窗 5mm", seed=1),
         *synthetic.mr_series(2, 64, 64, patient=zhang, study=chest_study, series_number=2,
                              bits_stored=16, seed=2),
         synthetic.dx_image(64, 64, patient=zhang, study=chest_study, series_number=3,
