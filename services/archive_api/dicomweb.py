@@ -82,7 +82,9 @@ def _forwarded(request: Request) -> dict[str, str]:
     if not any(k in headers for k in ("forwarded", "x-forwarded-host")):
         host = request.headers.get("host")
         if host:
-            headers["forwarded"] = f'host="{host}";proto={request.url.scheme}'
+            # Unquoted: DICOMweb takes the value after "host=" as it stands (RFC 7239 would
+            # quote a host with a port, and DICOMweb would put the quotes in the URL).
+            headers["forwarded"] = f"host={host};proto={request.url.scheme}"
     return headers
 
 
