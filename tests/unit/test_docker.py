@@ -27,8 +27,8 @@ from typing import Any
 import pytest
 import yaml
 
-from regional_archive import jsonc
-from regional_archive.settings import parse_settings
+from archive_config import jsonc
+from archive_config.settings import parse_settings
 from testkit import docker_lint as lint
 
 REPO = lint.REPO
