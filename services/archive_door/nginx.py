@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import pwd
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -58,23 +57,19 @@ def listen(address: str, port: int, extra: str = "") -> str:
 
 
 def user_directive(euid: int | None = None) -> str:
-    """nginx started by root drops its workers to ``nobody``; say so, with the group that exists."""
+    """Workers run as the user who starts the door.
+
+    nginx started by root would drop its workers to ``nobody``, who may not reach a data folder
+    that is private to root (the default under ``/root`` or a 0700 temporary folder). Started as
+    root, the whole archive runs as root (Orthanc too); production runs it as an unprivileged
+    user instead (``python -m archive_door systemd --user``), and nginx then keeps that user.
+    """
     euid = os.geteuid() if euid is None else euid
     if euid != 0:
-        return "# Workers run as the user who started the door (not root: no 'user' directive)."
-    group = "nogroup"
-    try:
-        import grp
-
-        grp.getgrnam(group)
-    except KeyError:
-        group = "nobody"
-    pwd.getpwnam("nobody")
-    return (
-        "# Started as root: the workers run as nobody. They read the web apps and write only\n"
-        "# the run folder's tmp/ and cache/, which the launcher gives to nobody.\n"
-        f"user nobody {group};"
-    )
+        return "# Workers run as the user who started the door (no 'user' directive needed)."
+    return ("# Started as root: the workers stay root, like the rest of the archive started so\n"
+            "# (production runs everything as an unprivileged user: archive_door systemd --user).\n"
+            "user root;")
 
 
 def _problem_locations() -> str:

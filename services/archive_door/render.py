@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import os
-import pwd
 import shutil
 import tempfile
 from collections.abc import Mapping
@@ -34,15 +33,6 @@ class Rendered:
     programs: list[programs.Program]
     environment: dict[str, str]
     certificate: tls.CertificatePair | None
-
-
-def _give_to_nginx_workers(paths: list[Path]) -> None:
-    """When root starts nginx, its workers run as nobody and must write these folders."""
-    if os.geteuid() != 0:
-        return
-    nobody = pwd.getpwnam("nobody")
-    for path in paths:
-        os.chown(path, nobody.pw_uid, nobody.pw_gid)
 
 
 def _write_private(path: Path, text: str) -> None:
@@ -87,7 +77,6 @@ def _fill(stage: Path, configuration: Configuration, env: Mapping[str, str], lay
     writable += [stage / "tmp" / name for name in NGINX_TEMP] + [stage / "cache" / "auth"]
     for folder in writable:
         folder.mkdir(exist_ok=True)
-    _give_to_nginx_workers(writable)
     return Rendered(layout, listed, environment, certificate)
 
 
