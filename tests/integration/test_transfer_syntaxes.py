@@ -31,21 +31,8 @@ import pytest
 import requests
 from dicomweb_client.api import DICOMwebClient
 from PIL import Image
+from pydicom import uid
 from pydicom.dataset import Dataset
-from pydicom.uid import (
-    JPEG2000,
-    ExplicitVRBigEndian,
-    ExplicitVRLittleEndian,
-    ImplicitVRLittleEndian,
-    JPEG2000Lossless,
-    JPEGBaseline8Bit,
-    JPEGExtended12Bit,
-    JPEGLossless,
-    JPEGLosslessSV1,
-    JPEGLSLossless,
-    JPEGLSNearLossless,
-    RLELossless,
-)
 
 from archive_tools import synthetic
 from archive_tools.synthetic import PatientInfo, StudyInfo
@@ -86,19 +73,19 @@ class Case:
 SOURCES = {"ct": 12, "mr": 16, "dx": 8, "us-rgb": 8}
 
 CASES = [
-    Case(JPEGLSLossless, "mr"),
-    Case(JPEGLSNearLossless, "ct", max_error=dd.NEAR_LOSSLESS_DEVIATION, min_psnr=60.0),
-    Case(JPEG2000Lossless, "mr"),
-    Case(JPEG2000, "ct", max_error=300, min_psnr=44.0),
-    Case(JPEGBaseline8Bit, "dx", max_error=32, min_psnr=35.0),
-    Case(JPEGBaseline8Bit, "us-rgb", max_error=80, min_psnr=34.0),
-    Case(JPEGExtended12Bit, "ct", max_error=40, min_psnr=56.0),
-    Case(JPEGLossless, "mr"),
-    Case(JPEGLosslessSV1, "ct"),
-    Case(RLELossless, "mr"),
-    Case(ExplicitVRLittleEndian, "ct"),
-    Case(ExplicitVRBigEndian, "mr"),
-    Case(ImplicitVRLittleEndian, "ct"),
+    Case(uid.JPEGLSLossless, "mr"),
+    Case(uid.JPEGLSNearLossless, "ct", max_error=dd.NEAR_LOSSLESS_DEVIATION, min_psnr=60.0),
+    Case(uid.JPEG2000Lossless, "mr"),
+    Case(uid.JPEG2000, "ct", max_error=300, min_psnr=44.0),
+    Case(uid.JPEGBaseline8Bit, "dx", max_error=32, min_psnr=35.0),
+    Case(uid.JPEGBaseline8Bit, "us-rgb", max_error=80, min_psnr=34.0),
+    Case(uid.JPEGExtended12Bit, "ct", max_error=40, min_psnr=56.0),
+    Case(uid.JPEGLossless, "mr"),
+    Case(uid.JPEGLosslessSV1, "ct"),
+    Case(uid.RLELossless, "mr"),
+    Case(uid.ExplicitVRLittleEndian, "ct"),
+    Case(uid.ExplicitVRBigEndian, "mr"),
+    Case(uid.ImplicitVRLittleEndian, "ct"),
 ]
 
 
@@ -264,9 +251,10 @@ def test_wado_rs_returns_the_instance_as_stored(
 
 def test_wado_rs_decompresses_to_explicit_little_endian(
         case: Case, via_stow: Sent, dicomweb: DICOMwebClient) -> None:
+    plain = (("application/dicom", uid.ExplicitVRLittleEndian),)
     ds = dicomweb.retrieve_instance(via_stow.study_uid, via_stow.series_uid, via_stow.sop_uid,
-                                    media_types=(("application/dicom", ExplicitVRLittleEndian),))
-    assert str(ds.file_meta.TransferSyntaxUID) == ExplicitVRLittleEndian
+                                    media_types=plain)
+    assert str(ds.file_meta.TransferSyntaxUID) == uid.ExplicitVRLittleEndian
     close_enough(case, dd.pixels(ds), dd.pixels(via_stow.source), "WADO-RS, Explicit VR LE")
 
 
@@ -286,11 +274,12 @@ def test_c_get_decompressed_for_a_client_without_codecs(
         case: Case, via_stow: Sent, archive: ArchiveProcess) -> None:
     got = dd.c_get(archive.dicom_port, archive.aet, via_stow.identifier(),
                    sop_classes=[str(via_stow.encoded.SOPClassUID)],
-                   transfer_syntaxes=[ExplicitVRLittleEndian, ImplicitVRLittleEndian])
+                   transfer_syntaxes=[uid.ExplicitVRLittleEndian, uid.ImplicitVRLittleEndian])
     assert got.status == 0x0000, f"C-GET final status {got.status}"
     assert [str(ds.SOPInstanceUID) for ds in got.instances] == [via_stow.sop_uid]
     ds = got.instances[0]
-    assert str(ds.file_meta.TransferSyntaxUID) in (ExplicitVRLittleEndian, ImplicitVRLittleEndian)
+    assert str(ds.file_meta.TransferSyntaxUID) in (uid.ExplicitVRLittleEndian,
+                                                   uid.ImplicitVRLittleEndian)
     close_enough(case, dd.pixels(ds), dd.pixels(via_stow.source), "C-GET, uncompressed")
 
 
