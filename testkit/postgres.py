@@ -131,12 +131,17 @@ class PostgresCluster:
     def _dsn(self, dbname: str) -> str:
         return f"host=127.0.0.1 port={self.port} user={SUPERUSER} dbname={dbname}"
 
-    def url(self, dbname: str) -> str:
-        """An SQLAlchemy URL of database ``dbname``, created empty if it does not exist."""
+    def url(self, dbname: str, *, template: str | None = None) -> str:
+        """An SQLAlchemy URL of database ``dbname``, created if it does not exist: empty, or a
+        copy of database ``template`` (a file copy, much faster than migrating again; nobody may
+        be connected to the template meanwhile)."""
         with psycopg.connect(self._dsn("postgres"), autocommit=True) as conn:
             exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (dbname,)).fetchone()
             if exists is None:
-                conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(dbname)))
+                create = sql.SQL("CREATE DATABASE {}").format(sql.Identifier(dbname))
+                if template is not None:
+                    create += sql.SQL(" TEMPLATE {}").format(sql.Identifier(template))
+                conn.execute(create)
         return f"postgresql+psycopg://{SUPERUSER}@127.0.0.1:{self.port}/{dbname}"
 
     def stop(self) -> None:

@@ -10,6 +10,7 @@ import pytest
 import requests
 
 from testkit.archive_process import ArchiveProcess
+from testkit.postgres import PostgresCluster
 
 
 @pytest.fixture(scope="session")
@@ -33,3 +34,10 @@ def archive(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ArchiveProcess
 def http(archive: ArchiveProcess) -> Iterator[requests.Session]:
     with requests.Session() as session:
         yield session
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresCluster]:
+    """A private PostgreSQL 15 cluster for the session; ``postgres.url(name)`` makes a database."""
+    with PostgresCluster() as cluster:
+        yield cluster

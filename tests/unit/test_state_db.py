@@ -206,4 +206,4 @@ def test_concurrent_migrations_on_sqlite(tmp_path: Path) -> None:
 def test_several_processes_claim_each_job_once_on_sqlite(tmp_path: Path) -> None:
     url = sqlite_url(tmp_path)
     migrate(url, "state")
-    run_jobs_in_processes(url, workers=4, jobs=300)
+    run_jobs_in_processes(url, workers=3, jobs=200)

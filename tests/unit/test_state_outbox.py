@@ -3,15 +3,21 @@
 
 from __future__ import annotations
 
+import multiprocessing.synchronize
+import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
+from sqlalchemy import BigInteger, Column, Integer, MetaData, String, Table, func, select
 from sqlalchemy.engine import Engine
 
-from archive_state.db import make_engine, migrate
+from archive_state.db import make_engine, migrate, read, write
+from archive_state.models import OutboxRow
 from archive_state.outbox import Change, Outbox
-from tests.unit.test_state_jobs import ManualClock
+from tests.unit.test_state_db import run_processes
+from tests.unit.test_state_jobs import ManualClock, sqlite_state_url
+from tests.unit.test_state_jobs import migrated_sqlite  # noqa: F401  (a fixture, used by name)
 
 
 class OutboxContract:
@@ -102,7 +108,68 @@ class OutboxContract:
 
 class TestOutboxSQLite(OutboxContract):
     @pytest.fixture
-    def state_url(self, tmp_path: Path) -> str:
-        url = f"sqlite:///{tmp_path / 'state.sqlite'}"
-        migrate(url, "state")
-        return url
+    def state_url(self, migrated_sqlite: Path, tmp_path: Path) -> str:
+        return sqlite_state_url(migrated_sqlite, tmp_path)
+
+
+HANDLED = Table(
+    "handled",
+    MetaData(),
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("seq", BigInteger, nullable=False),
+    Column("consumer", String(64), nullable=False),
+)
+
+
+def outbox_role(url: str, role: str, name: str, count: int, barrier: multiprocessing.synchronize.Barrier) -> None:
+    """A process that appends ``count`` changes (role ``append``) or consumes the ``catalogue``
+    consumer's changes until all ``count`` changes exist and none is pending (role ``consume``)."""
+    engine = make_engine(url)
+    outbox = Outbox(engine, "default")
+    barrier.wait(timeout=60)
+    if role == "append":
+        for n in range(count):
+            outbox.append("NewInstance", "Instance", f"{name}-{n}")
+    else:
+
+        def record(changes: Sequence[Change]) -> None:
+            with write(engine) as conn:
+                conn.execute(HANDLED.insert(), [{"seq": c.seq, "consumer": name} for c in changes])
+
+        # Until every change has been appended and the cursor is past all of them. A change
+        # the cursor skipped (a gap) is then missing from HANDLED, which the test checks.
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if outbox.consume("catalogue", record, limit=20) == 0:
+                with read(engine) as conn:
+                    appended = conn.execute(select(func.count()).select_from(OutboxRow)).scalar_one()
+                if appended >= count and outbox.pending("catalogue") == 0:
+                    break
+                time.sleep(0.01)
+    engine.dispose()
+
+
+def run_outbox_processes(url: str, appenders: int, consumers: int, per_appender: int) -> None:
+    """Appenders and consumers side by side: every change is handled, exactly once (no lease
+    expires in this test), and none is skipped."""
+    engine = make_engine(url)
+    try:
+        HANDLED.create(engine)
+        total = appenders * per_appender
+        roles = [(url, "append", f"a{n}", per_appender) for n in range(appenders)]
+        roles += [(url, "consume", f"c{n}", total) for n in range(consumers)]
+        run_processes(outbox_role, roles, timeout=90)
+        with read(engine) as conn:
+            handled: list[int] = list(conn.execute(select(HANDLED.c.seq)).scalars())
+            appended: list[int] = list(conn.execute(select(OutboxRow.seq)).scalars())
+        assert len(appended) == total
+        assert sorted(handled) == sorted(appended)
+        assert Outbox(engine, "default").pending("catalogue") == 0
+    finally:
+        engine.dispose()
+
+
+def test_appenders_and_consumers_in_several_processes_on_sqlite(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'state.sqlite'}"
+    migrate(url, "state")
+    run_outbox_processes(url, appenders=2, consumers=2, per_appender=100)
