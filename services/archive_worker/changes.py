@@ -1,8 +1,8 @@
 """The change outbox's consumer: change type → handlers, one signature for all.
 
-The plugin inside Orthanc only records changes (``STABLE_STUDY`` …, the SDK's names) in the
-outbox; what follows from them happens here, outside Orthanc's callback threads (STYLE: slow work
-leaves Orthanc). A handler is ``(change, context) -> None`` and mostly enqueues a job; it must be
+The plugin inside Orthanc only records changes in the outbox, named as Orthanc's REST API names
+them in ``GET /changes`` (``StableStudy``, resource type ``Study``); what follows from them
+happens here, outside Orthanc's callback threads (slow work leaves Orthanc). A handler is ``(change, context) -> None`` and mostly enqueues a job; it must be
 idempotent, because a batch whose handling fails is delivered again: jobs it enqueues carry an
 idempotency key made from the change's sequence number.
 """
@@ -44,7 +44,7 @@ def enqueue_verify(change: Change, context: ChangeContext) -> None:
 
 
 HANDLERS: Mapping[str, tuple[ChangeHandler, ...]] = MappingProxyType({
-    "STABLE_STUDY": (enqueue_verify,),
+    "StableStudy": (enqueue_verify,),
 })
 
 

@@ -142,9 +142,9 @@ def test_a_lost_lease_drops_the_job_without_reporting(env: Env) -> None:
 
 
 def test_stable_study_enqueues_one_verify_job_per_change(env: Env) -> None:
-    env.deps.outbox.append("NEW_INSTANCE", "INSTANCE", "i1")
-    env.deps.outbox.append("STABLE_STUDY", "STUDY", "study-a")
-    env.deps.outbox.append("STABLE_STUDY", "STUDY", "study-a")
+    env.deps.outbox.append("NewInstance", "Instance", "i1")
+    env.deps.outbox.append("StableStudy", "Study", "study-a")
+    env.deps.outbox.append("StableStudy", "Study", "study-a")
     worker = make_worker(env, {})  # runs no kind: only the outbox
     assert worker.step() is True
     jobs, total = env.queue.list(kind="archive.verify")
@@ -157,7 +157,7 @@ def test_stable_study_enqueues_one_verify_job_per_change(env: Env) -> None:
 
 def test_verify_on_stable_studies_can_be_switched_off(tmp_path: Path) -> None:
     env = make_env(tmp_path, archive={"Jobs": {"VerifyStableStudies": False}})
-    env.deps.outbox.append("STABLE_STUDY", "STUDY", "study-a")
+    env.deps.outbox.append("StableStudy", "Study", "study-a")
     make_worker(env, {}).step()
     assert env.queue.list()[1] == 0 and env.deps.outbox.pending("worker") == 0
 
