@@ -2,9 +2,10 @@
 
 The plugin inside Orthanc only records changes in the outbox, named as Orthanc's REST API names
 them in ``GET /changes`` (``StableStudy``, resource type ``Study``); what follows from them
-happens here, outside Orthanc's callback threads (slow work leaves Orthanc). A handler is ``(change, context) -> None`` and mostly enqueues a job; it must be
-idempotent, because a batch whose handling fails is delivered again: jobs it enqueues carry an
-idempotency key made from the change's sequence number.
+happens here, outside Orthanc's callback threads (slow work leaves Orthanc). A handler is
+``(change, context) -> None`` and mostly enqueues a job; it must be idempotent, because a batch
+whose handling fails is delivered again: jobs it enqueues carry an idempotency key made from the
+change's sequence number.
 """
 
 from __future__ import annotations
