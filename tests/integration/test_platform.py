@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from archive_state.db import migrate
 from testkit import platform as platforms
 from testkit.archive_process import THREAD_STACK_SHIM, ArchiveProcess
 
@@ -35,8 +36,15 @@ def platform() -> platforms.Platform:
 
 @pytest.fixture()
 def own_archive(tmp_path: Path) -> Iterator[ArchiveProcess]:
-    """An archive of this test's own, to stop by signal without disturbing the session's."""
-    proc = ArchiveProcess(tmp_path, ready_path="/system", ready_statuses=(200,)).start()
+    """An archive of this test's own, to stop by signal without disturbing the session's.
+
+    Its state database is migrated first, as the launcher does (the plugin never migrates); the
+    plugin has no route, so readiness is Orthanc's own ``/system``.
+    """
+    proc = ArchiveProcess(tmp_path, ready_path="/system", ready_statuses=(200,))
+    (proc.data_dir / "state").mkdir(parents=True)
+    migrate(f"sqlite:///{proc.data_dir}/state/tenant-default.sqlite", "state")
+    proc.start()
     try:
         yield proc
     finally:
