@@ -36,7 +36,10 @@ ChangeHandler = Callable[[Change, ChangeContext], None]
 
 
 def enqueue_verify(change: Change, context: ChangeContext) -> None:
-    """A study became stable: check its files against their MD5 (``Archive.Jobs.VerifyStableStudies``)."""
+    """A study became stable: check its files against their MD5.
+
+    Only when ``Archive.Jobs.VerifyStableStudies`` is on.
+    """
     if not context.settings.jobs.verify_stable_studies:
         return
     job = context.queue.enqueue(verify.KIND, {"study": change.resource_id},

@@ -27,7 +27,8 @@ from ._services import Archive
 pytestmark = pytest.mark.integration
 
 STUDY_UID, SERIES_UID, SOP_UID = "0020000D", "0020000E", "00080018"
-PATIENT_NAME, STUDY_DATE, STUDY_DESCRIPTION, RETRIEVE_URL = "00100010", "00080020", "00081030", "00081190"
+PATIENT_NAME, STUDY_DATE = "00100010", "00080020"
+STUDY_DESCRIPTION, RETRIEVE_URL = "00081030", "00081190"
 
 
 @dataclass(frozen=True)
@@ -155,7 +156,8 @@ def test_paging_by_limit_and_offset_covers_every_match_once(archive: Archive,
 
 def test_includefield_and_retrieve_urls_for_the_public_host(archive: Archive,
                                                             stored: dict[str, Stored]) -> None:
-    found = api(archive, "studies", {"PatientName": "欧阳^娜", "includefield": STUDY_DESCRIPTION})
+    found = api(archive, "studies",
+                {"PatientName": "欧阳^娜", "includefield": STUDY_DESCRIPTION})
     assert values(found, STUDY_DESCRIPTION) == ["CT ouyang-na"]
     url = found[0][RETRIEVE_URL]["Value"][0]
     assert url.startswith(f"http://127.0.0.1:{archive.api_port}/dicom-web/studies/"), url

@@ -98,7 +98,8 @@ def test_openapi_is_generated_and_the_docs_are_served_locally(client: TestClient
     paths = spec["paths"]
     for path in ("/api/health", "/api/jobs", "/api/jobs/{job_id}", "/api/jobs/{job_id}/retry",
                  "/api/jobs/{job_id}/cancel", "/api/jobs/kinds", "/api/auth/check",
-                 "/api/dicom-web/studies", "/api/dicom-web/studies/{study}/series/{series}/instances"):
+                 "/api/dicom-web/studies",
+                 "/api/dicom-web/studies/{study}/series/{series}/instances"):
         assert path in paths, path
     job = spec["components"]["schemas"]["JobOut"]["properties"]
     assert {"maxAttempts", "lastError", "leaseOwner", "runAfter"} <= set(job)
@@ -108,4 +109,5 @@ def test_openapi_is_generated_and_the_docs_are_served_locally(client: TestClient
     asset = client.get("/api/docs/assets/swagger-ui-bundle.js")
     assert asset.status_code == 200 and len(asset.content) > 100_000
     redoc = client.get("/api/redoc")
-    assert "/api/docs/assets/redoc.standalone.js" in redoc.text and "fonts.googleapis" not in redoc.text
+    assert "/api/docs/assets/redoc.standalone.js" in redoc.text
+    assert "fonts.googleapis" not in redoc.text

@@ -43,8 +43,9 @@ def test_parse_sorts_filters_from_search_parameters() -> None:
 
 
 @pytest.mark.parametrize("pairs, parameter", [
-    ([("limit", "x")], "limit"), ([("offset", "-1")], "offset"), ([("limit", "1"), ("limit", "2")], "limit"),
-    ([("PatientID", "a"), ("PatientID", "b")], "PatientID"), ([("fuzzymatching", "yes")], "fuzzymatching"),
+    ([("limit", "x")], "limit"), ([("offset", "-1")], "offset"),
+    ([("limit", "1"), ("limit", "2")], "limit"), ([("PatientID", "a"), ("PatientID", "b")], "PatientID"),
+    ([("fuzzymatching", "yes")], "fuzzymatching"),
     ([("includefield", "Patient Name")], "includefield"), ([("PatientID", "a\nb")], "PatientID"),
 ])
 def test_what_dicomweb_would_refuse_is_named(pairs: list[tuple[str, str]], parameter: str) -> None:
@@ -65,7 +66,8 @@ def test_a_chinese_name_is_resolved_through_tools_find() -> None:
         "PatientName=张*&StudyDate=20240101-&limit=2&offset=1&includefield=StudyID".encode()))
     result = plan(SearchPath("studies"), query, case_sensitive=False)
     assert isinstance(result, ResolvedPlan)
-    assert result.find == {"Level": "Study", "Query": {"PatientName": "张*", "StudyDate": "20240101-"},
+    assert result.find == {"Level": "Study",
+                           "Query": {"PatientName": "张*", "StudyDate": "20240101-"},
                            "Expand": True, "Limit": 2, "Since": 1, "CaseSensitive": False}
     assert result.uid_key == "StudyInstanceUID"
     # the page is already cut by /tools/find: no limit/offset again; the dropped key is included
