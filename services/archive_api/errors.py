@@ -4,8 +4,9 @@ Every error leaves the service as ``application/problem+json`` with ``type``, ``
 ``status``, ``detail`` and ``instance`` (RFC 9457 §3.1). What a client reads is written for it:
 our own exceptions carry their status and a message meant to be shown; Orthanc's errors
 are mapped to a status (404 → 404, 400 → 400, unreachable → 503) with our own words, never
-Orthanc's text; anything unexpected is a 500 that says only an incident id, under which the exception is
-logged. Validation errors name the field (400 for the query and path, 422 for a body).
+Orthanc's text; anything unexpected is a 500 that says only an incident id, under which the
+exception is logged. Validation errors name the field (400 for the query and path, 422 for a
+body).
 """
 
 from __future__ import annotations

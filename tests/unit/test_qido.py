@@ -44,7 +44,8 @@ def test_parse_sorts_filters_from_search_parameters() -> None:
 
 @pytest.mark.parametrize("pairs, parameter", [
     ([("limit", "x")], "limit"), ([("offset", "-1")], "offset"),
-    ([("limit", "1"), ("limit", "2")], "limit"), ([("PatientID", "a"), ("PatientID", "b")], "PatientID"),
+    ([("limit", "1"), ("limit", "2")], "limit"),
+    ([("PatientID", "a"), ("PatientID", "b")], "PatientID"),
     ([("fuzzymatching", "yes")], "fuzzymatching"),
     ([("includefield", "Patient Name")], "includefield"), ([("PatientID", "a\nb")], "PatientID"),
 ])
