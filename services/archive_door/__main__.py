@@ -11,6 +11,7 @@ from archive_config.errors import ConfigError
 
 from .errors import DoorError
 from .launcher import door_urls, exec_supervisord, prepare
+from .nginx_start import exec_nginx
 from .systemd import write_units
 
 CONFIG_ERROR_EXIT = 2
@@ -36,7 +37,10 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    raw = sys.argv[1:] if argv is None else argv
+    if raw[:1] == ["nginx"]:
+        return _nginx(raw[1:])
+    args = _parser().parse_args(raw)
     logging.basicConfig(level=logging.INFO, format="[archive_door] %(message)s", stream=sys.stderr)
     logging.getLogger("alembic").setLevel(logging.WARNING)
     try:
@@ -60,6 +64,17 @@ def main(argv: list[str] | None = None) -> int:
         print(f"[archive] the door: {url}  (console /ui/, viewer /ohif/, API /api/)", flush=True)
     print(f"[archive] logs: {layout.logs}/   run folder: {layout.run}/   Ctrl-C stops", flush=True)
     exec_supervisord(prepared)
+
+
+def _nginx(argv: list[str]) -> int:
+    """``nginx --run DATA/run --nginx /usr/sbin/nginx``: the door program's command."""
+    parser = argparse.ArgumentParser(prog="python -m archive_door nginx")
+    parser.add_argument("--run", type=Path, required=True)
+    parser.add_argument("--nginx", default="/usr/sbin/nginx")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="[archive_door] %(message)s", stream=sys.stderr)
+    exec_nginx(args.run, args.nginx)
+    return 1
 
 
 if __name__ == "__main__":

@@ -61,8 +61,10 @@ def programs(settings: ArchiveSettings, layout: Layout, executables: Executables
             description="job worker: durable jobs and the change outbox"))
     listed.append(Program(
         "door",
-        (executables.nginx, "-p", f"{layout.run}/", "-c", str(layout.nginx_conf), "-e", "stderr",
-         "-g", "daemon off;"),
+        # Clears the workers a killed nginx master left (nginx_start.py), then execs
+        # nginx -p DATA/run/ -c DATA/run/nginx.conf -e stderr -g 'daemon off;'.
+        (executables.python, "-m", "archive_door", "nginx", "--run", str(layout.run),
+         "--nginx", executables.nginx),
         # QUIT: finish the requests in flight, then stop.
         stop_signal="QUIT", stop_wait_seconds=10, description="the door: nginx"))
     return listed

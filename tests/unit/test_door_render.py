@@ -278,7 +278,7 @@ def test_supervisord_configuration_parses_with_supervisors_own_parser(tmp_path: 
     assert configs["orthanc"].environment["LD_PRELOAD"].endswith("libarchive-thread-stack.so")
     assert configs["worker-2"].command.endswith("--name worker-2")
     assert "-m archive_api --config " + str(layout.orthanc_config) in configs["api"].command
-    assert configs["door"].command.endswith("-g 'daemon off;'")
+    assert configs["door"].command.endswith(f"-m archive_door nginx --run {layout.run} --nginx {NGINX}")
     assert options.environ_expansions["ENV_ARCHIVE_RUN"] == str(layout.run)
     assert options.environ_expansions["ENV_ARCHIVE_DATA"] == str(layout.data)
     # Stopping goes door, workers, api, Orthanc: supervisord stops the highest priority first.
