@@ -1,16 +1,30 @@
-"""Shared fixtures: one real archive (Orthanc + our plugin) for the integration session."""
+"""Shared fixtures: the whole archive (door, Orthanc with our plugin, API, worker) for the session.
+
+Tests reach the archive as its users do, through the door (``archive.url``). Set-up and checks
+that need Orthanc's own REST API (``/instances``, ``/tools/lookup``, ``/modalities`` …, all hidden
+from the door) use ``archive.orthanc_url``: the ``http`` session adds the internal credential to
+those requests only.
+"""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
 
-from testkit.archive_process import ArchiveProcess
 from testkit.postgres import PostgresCluster
+from testkit.stack import Stack
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Everything under tests/integration starts real processes: mark it so."""
+    for item in items:
+        if f"{os.sep}integration{os.sep}" in str(item.path):
+            item.add_marker(pytest.mark.integration)
 
 
 @pytest.fixture(scope="session")
@@ -21,18 +35,34 @@ def artifacts_dir() -> Path:
 
 
 @pytest.fixture(scope="session")
-def archive(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ArchiveProcess]:
+def archive(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     """The archive as scripts/serve runs it (shipped config), on free loopback ports."""
-    proc = ArchiveProcess(tmp_path_factory.mktemp("archive")).start()
+    stack = Stack(tmp_path_factory.mktemp("archive")).start()
     try:
-        yield proc
+        yield stack
     finally:
-        proc.stop()
+        stack.stop()
+
+
+class InternalAuthSession(requests.Session):
+    """A session that sends the internal credential to Orthanc's internal port, and only there."""
+
+    def __init__(self, orthanc_url: str, auth: tuple[str, str]) -> None:
+        super().__init__()
+        self._orthanc_url = orthanc_url.rstrip("/") + "/"
+        self._auth = auth
+
+    def request(self, method: str | bytes, url: str | bytes, *args: Any,  # type: ignore[override]
+                **kwargs: Any) -> requests.Response:
+        text = url.decode() if isinstance(url, bytes) else url
+        if text.startswith(self._orthanc_url) and "auth" not in kwargs:
+            kwargs["auth"] = self._auth
+        return super().request(method, url, *args, **kwargs)
 
 
 @pytest.fixture(scope="session")
-def http(archive: ArchiveProcess) -> Iterator[requests.Session]:
-    with requests.Session() as session:
+def http(archive: Stack) -> Iterator[requests.Session]:
+    with InternalAuthSession(archive.orthanc_url, archive.orthanc_auth) as session:
         yield session
 
 

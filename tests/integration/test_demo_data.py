@@ -18,7 +18,8 @@ import requests
 from pydicom import dcmread
 from pynetdicom import AE, AllStoragePresentationContexts, evt
 
-from testkit.archive_process import REPO, ArchiveProcess, free_port
+from testkit.orthanc_process import REPO, free_port
+from testkit.stack import Stack
 
 pytestmark = pytest.mark.integration
 
@@ -54,15 +55,15 @@ def demo_data(*args: str, timeout: float = 120) -> Run:
 
 
 @pytest.fixture(scope="module")
-def loaded(archive: ArchiveProcess) -> Run:
+def loaded(archive: Stack) -> Run:
     """The whole demo set, sent once by STOW-RS the way a user would."""
     run = demo_data("--url", archive.url)
     assert run.returncode == 0, f"{run.stderr}\n--- Orthanc log ---\n{archive.log_text()[-3000:]}"
     return run
 
 
-def find_study(archive: ArchiveProcess, uid: str) -> str:
-    response = requests.post(f"{archive.url}/tools/find", timeout=10,
+def find_study(archive: Stack, uid: str) -> str:
+    response = requests.post(auth=archive.orthanc_auth, url=f"{archive.orthanc_url}/tools/find", timeout=10,
                              json={"Level": "Study", "Query": {"StudyInstanceUID": uid}})
     response.raise_for_status()
     ids = response.json()
@@ -70,7 +71,7 @@ def find_study(archive: ArchiveProcess, uid: str) -> str:
     return str(ids[0])
 
 
-def qido_studies(archive: ArchiveProcess, root: str = "/dicom-web", **query: str) -> list[dict[str, Any]]:
+def qido_studies(archive: Stack, root: str = "/dicom-web", **query: str) -> list[dict[str, Any]]:
     # One includefield per attribute: this Orthanc gets "a%2Cb" undecoded and would not split it.
     fields = [("includefield", "00081030"), ("includefield", "00201208")]
     response = requests.get(f"{archive.url}{root}/studies", timeout=10,
@@ -88,7 +89,7 @@ def uid_of(study: dict[str, Any]) -> str:
 # --- against the real archive -------------------------------------------------------------------
 
 
-def test_demo_data_loads_every_study_quickly(loaded: Run, archive: ArchiveProcess) -> None:
+def test_demo_data_loads_every_study_quickly(loaded: Run, archive: Stack) -> None:
     studies = loaded.studies()
     assert set(studies) == {"CT", "DX", "MR", "US"}
     assert studies["CT"][1] >= 200
@@ -98,38 +99,38 @@ def test_demo_data_loads_every_study_quickly(loaded: Run, archive: ArchiveProces
         assert f"{archive.url}/ohif/viewer?StudyInstanceUIDs={uid}" in loaded.stdout
 
 
-def test_studies_arrived_with_their_instances(loaded: Run, archive: ArchiveProcess) -> None:
+def test_studies_arrived_with_their_instances(loaded: Run, archive: Stack) -> None:
     for modality, (uid, count) in loaded.studies().items():
         study_id = find_study(archive, uid)
-        statistics = requests.get(f"{archive.url}/studies/{study_id}/statistics", timeout=10).json()
+        statistics = requests.get(auth=archive.orthanc_auth, url=f"{archive.orthanc_url}/studies/{study_id}/statistics", timeout=10).json()
         assert int(statistics["CountInstances"]) == count, modality
-        study = requests.get(f"{archive.url}/studies/{study_id}", timeout=10).json()
+        study = requests.get(auth=archive.orthanc_auth, url=f"{archive.orthanc_url}/studies/{study_id}", timeout=10).json()
         assert len(study["Series"]) == 1
         assert study["MainDicomTags"]["StudyDescription"] == DESCRIPTIONS[modality]
         assert study["PatientMainDicomTags"]["PatientName"] == PATIENTS[modality]
 
 
-def test_cine_keeps_its_frames(loaded: Run, archive: ArchiveProcess) -> None:
+def test_cine_keeps_its_frames(loaded: Run, archive: Stack) -> None:
     uid, _ = loaded.studies()["US"]
-    instances = requests.get(f"{archive.url}/studies/{find_study(archive, uid)}/instances",
+    instances = requests.get(auth=archive.orthanc_auth, url=f"{archive.orthanc_url}/studies/{find_study(archive, uid)}/instances",
                              timeout=10).json()
-    tags = requests.get(f"{archive.url}/instances/{instances[0]['ID']}/simplified-tags",
+    tags = requests.get(auth=archive.orthanc_auth, url=f"{archive.orthanc_url}/instances/{instances[0]['ID']}/simplified-tags",
                         timeout=10).json()
     assert int(tags["NumberOfFrames"]) == 40
     assert float(tags["FrameTime"]) > 0 and tags["PhotometricInterpretation"] == "RGB"
 
 
-def test_find_by_chinese_patient_name(loaded: Run, archive: ArchiveProcess) -> None:
+def test_find_by_chinese_patient_name(loaded: Run, archive: Stack) -> None:
     studies = loaded.studies()
     for name in ("张^伟", "张*"):
-        response = requests.post(f"{archive.url}/tools/find", timeout=10, json={
+        response = requests.post(auth=archive.orthanc_auth, url=f"{archive.orthanc_url}/tools/find", timeout=10, json={
             "Level": "Study", "Expand": True, "Query": {"PatientName": name}})
         response.raise_for_status()
         found = {s["MainDicomTags"]["StudyInstanceUID"] for s in response.json()}
         assert {studies["CT"][0], studies["DX"][0]} <= found, name
 
 
-def test_qido_returns_the_utf8_names(loaded: Run, archive: ArchiveProcess) -> None:
+def test_qido_returns_the_utf8_names(loaded: Run, archive: Stack) -> None:
     studies = loaded.studies()
     for modality, (uid, count) in studies.items():
         [study] = qido_studies(archive, StudyInstanceUID=uid)
@@ -144,22 +145,22 @@ def test_qido_returns_the_utf8_names(loaded: Run, archive: ArchiveProcess) -> No
     assert by_patient[studies["CT"][0]]["00100010"]["Value"][0]["Alphabetic"] == "张^伟"
 
 
-def test_qido_matches_a_chinese_patient_name(loaded: Run, archive: ArchiveProcess) -> None:
-    """Through the plugin's decoding route: /dicom-web itself cannot (see regional_archive.qido)."""
+def test_qido_matches_a_chinese_patient_name(loaded: Run, archive: Stack) -> None:
+    """Through the API's decoding route: /dicom-web itself cannot (see archive_api.qido)."""
     studies = loaded.studies()
     found = {uid_of(s) for s in qido_studies(archive, "/api/dicom-web", PatientName="张^伟")}
     assert {studies["CT"][0], studies["DX"][0]} <= found
 
 
-def test_dimse_c_store_path(archive: ArchiveProcess) -> None:
+def test_dimse_c_store_path(archive: Stack) -> None:
     run = demo_data("--dicom", f"127.0.0.1:{archive.dicom_port}", "--aet", archive.aet,
                     "--url", archive.url, "--only", "MR")
     assert run.returncode == 0, run.stderr
     uid, count = run.studies()["MR"]
     study_id = find_study(archive, uid)
-    statistics = requests.get(f"{archive.url}/studies/{study_id}/statistics", timeout=10).json()
+    statistics = requests.get(auth=archive.orthanc_auth, url=f"{archive.orthanc_url}/studies/{study_id}/statistics", timeout=10).json()
     assert int(statistics["CountInstances"]) == count == 24
-    study = requests.get(f"{archive.url}/studies/{study_id}", timeout=10).json()
+    study = requests.get(auth=archive.orthanc_auth, url=f"{archive.orthanc_url}/studies/{study_id}", timeout=10).json()
     assert study["PatientMainDicomTags"]["PatientName"] == "王^芳"
 
 

@@ -26,7 +26,7 @@ from archive_tools import synthetic
 from archive_tools.synthetic import PatientInfo, StudyInfo
 from testkit import dicom_data as dd
 from testkit import platform
-from testkit.archive_process import ArchiveProcess
+from testkit.stack import Stack
 
 pytestmark = pytest.mark.integration
 
@@ -59,7 +59,7 @@ def study_uid(datasets: Sequence[Dataset]) -> str:
 
 
 @pytest.fixture(scope="module")
-def client(archive: ArchiveProcess) -> DICOMwebClient:
+def client(archive: Stack) -> DICOMwebClient:
     return DICOMwebClient(url=f"{archive.url}/dicom-web")
 
 
@@ -110,15 +110,15 @@ def uids(results: Sequence[dict[str, Any]], keyword: str) -> set[str]:
 
 # --- STOW-RS ------------------------------------------------------------------------------------
 
-def test_stow_rs_stored_the_multi_series_study(data: WebData, archive: ArchiveProcess,
+def test_stow_rs_stored_the_multi_series_study(data: WebData, archive: Stack,
                                                http: requests.Session) -> None:
-    r = http.post(f"{archive.url}/tools/lookup", data=study_uid(data.chest), timeout=10)
+    r = http.post(f"{archive.orthanc_url}/tools/lookup", data=study_uid(data.chest), timeout=10)
     (study,) = [item["ID"] for item in r.json() if item["Type"] == "Study"]
-    series = http.get(f"{archive.url}/studies/{study}/series", timeout=10).json()
+    series = http.get(f"{archive.orthanc_url}/studies/{study}/series", timeout=10).json()
     counts = {s["MainDicomTags"]["Modality"]: len(s["Instances"]) for s in series}
     assert counts == {"CT": 3, "MR": 2, "DX": 1}
-    instance = http.get(f"{archive.url}/studies/{study}/instances", timeout=10).json()[0]
-    origin = http.get(f"{archive.url}/instances/{instance['ID']}/metadata/Origin", timeout=10)
+    instance = http.get(f"{archive.orthanc_url}/studies/{study}/instances", timeout=10).json()[0]
+    origin = http.get(f"{archive.orthanc_url}/instances/{instance['ID']}/metadata/Origin", timeout=10)
     assert origin.text == "Plugins"  # stored through the DICOMweb plugin, not DIMSE or REST
 
 
@@ -145,14 +145,14 @@ def test_stow_rs_response_references_the_instances(client: DICOMwebClient) -> No
     "(what dicomweb-client 0.59.3 + pydicom 3 send for an in-memory data set) byte for byte, "
     "and serves it back the same way from WADO-RS and /instances/{id}/file"))
 def test_stow_rs_of_a_bare_data_set_is_served_as_a_part10_file(
-        client: DICOMwebClient, archive: ArchiveProcess, http: requests.Session) -> None:
+        client: DICOMwebClient, archive: Stack, http: requests.Session) -> None:
     ds = synthetic.dx_image(64, 64, patient=PatientInfo("郑^洁", f"WEB-BARE-{dd.unique_token()}"),
                             seed=31)
     ds.preamble = None
     client.store_instances([ds])
-    r = http.post(f"{archive.url}/tools/lookup", data=str(ds.SOPInstanceUID), timeout=10)
+    r = http.post(f"{archive.orthanc_url}/tools/lookup", data=str(ds.SOPInstanceUID), timeout=10)
     (instance,) = [item["ID"] for item in r.json() if item["Type"] == "Instance"]
-    stored = http.get(f"{archive.url}/instances/{instance}/file", timeout=10).content
+    stored = http.get(f"{archive.orthanc_url}/instances/{instance}/file", timeout=10).content
     assert stored[128:132] == b"DICM", f"stored file starts with {stored[:16]!r}"
     got = client.retrieve_instance(str(ds.StudyInstanceUID), str(ds.SeriesInstanceUID),
                                    str(ds.SOPInstanceUID))
@@ -200,7 +200,7 @@ def test_qido_studies_by_modality(data: WebData, client: DICOMwebClient) -> None
         assert uids(found, "StudyInstanceUID") == expected, (patient.patient_id, modality)
 
 
-def test_qido_wildcards_sent_unencoded(data: WebData, archive: ArchiveProcess,
+def test_qido_wildcards_sent_unencoded(data: WebData, archive: Stack,
                                        http: requests.Session) -> None:
     """Wildcard matching itself works when '*' and '?' reach Orthanc literally (ASCII only)."""
     def search(query: str) -> set[str]:
@@ -236,7 +236,7 @@ PLATFORM_DOES_NOT_DECODE = pytest.mark.xfail(strict=True, reason=(
     ("PatientID", "*", {"zhang", "wang"}),
 ], ids=["chinese-prefix", "chinese-exact", "ideographic-suffix", "latin-prefix", "id-star"])
 def test_qido_percent_encoded_matching(keyword: str, value: str, who: set[str], root: str,
-                                       data: WebData, archive: ArchiveProcess) -> None:
+                                       data: WebData, archive: Stack) -> None:
     client = DICOMwebClient(url=f"{archive.url}{root}")
     filters = {keyword: value}
     if keyword != "PatientID":
@@ -249,8 +249,8 @@ def test_qido_percent_encoded_matching(keyword: str, value: str, who: set[str], 
 
 
 @pytest.fixture(scope="module")
-def decoding_client(archive: ArchiveProcess) -> DICOMwebClient:
-    """QIDO through the plugin's decoding route (regional_archive.qido), as the viewer uses it."""
+def decoding_client(archive: Stack) -> DICOMwebClient:
+    """QIDO through the API's decoding route (archive_api.qido), as the viewer uses it."""
     return DICOMwebClient(url=f"{archive.url}/api/dicom-web")
 
 
@@ -445,12 +445,12 @@ def test_wado_retrieve_series(data: WebData, client: DICOMwebClient) -> None:
     assert {str(ds.SOPInstanceUID) for ds in got} == dd.sop_instance_uids(mr)
 
 
-def test_study_download_as_a_zip_archive(data: WebData, archive: ArchiveProcess,
+def test_study_download_as_a_zip_archive(data: WebData, archive: Stack,
                                          http: requests.Session) -> None:
     """M1 "study download as a whole": Orthanc's ZIP of the study holds every instance."""
-    r = http.post(f"{archive.url}/tools/lookup", data=study_uid(data.chest), timeout=10)
+    r = http.post(f"{archive.orthanc_url}/tools/lookup", data=study_uid(data.chest), timeout=10)
     (study,) = [item["ID"] for item in r.json() if item["Type"] == "Study"]
-    download = http.get(f"{archive.url}/studies/{study}/archive", timeout=60)
+    download = http.get(f"{archive.orthanc_url}/studies/{study}/archive", timeout=60)
     assert download.status_code == 200
     with zipfile.ZipFile(io.BytesIO(download.content)) as archive_zip:
         names = [n for n in archive_zip.namelist() if not n.endswith("/")]

@@ -41,7 +41,8 @@ from archive_tools import synthetic
 from archive_tools.synthetic import PatientInfo, StudyInfo
 from testkit import dcmtk
 from testkit import dicom_data as dd
-from testkit.archive_process import ArchiveProcess, free_port
+from testkit.orthanc_process import free_port
+from testkit.stack import Stack
 
 pytestmark = pytest.mark.integration
 
@@ -125,15 +126,15 @@ def data(tmp_path_factory: pytest.TempPathFactory) -> DimseData:
 
 
 @pytest.fixture(scope="module")
-def stored(data: DimseData, archive: ArchiveProcess) -> DimseData:
+def stored(data: DimseData, archive: Stack) -> DimseData:
     """All three studies, sent by DCMTK storescu in one association."""
     data.storescu = dcmtk.run("storescu", "-v", "-aet", CALLING_AET, "-aec", archive.aet,
                               "+sd", "127.0.0.1", archive.dicom_port, data.folder / "in")
     return data
 
 
-def orthanc_id(http: requests.Session, archive: ArchiveProcess, uid: str, kind: str) -> str:
-    r = http.post(f"{archive.url}/tools/lookup", data=uid, timeout=10)
+def orthanc_id(http: requests.Session, archive: Stack, uid: str, kind: str) -> str:
+    r = http.post(f"{archive.orthanc_url}/tools/lookup", data=uid, timeout=10)
     r.raise_for_status()
     found = [item["ID"] for item in r.json() if item["Type"] == kind]
     assert len(found) == 1, f"{kind} {uid} not in the archive: {r.text}"
@@ -145,7 +146,7 @@ def orthanc_id(http: requests.Session, archive: ArchiveProcess, uid: str, kind: 
 _find_runs = itertools.count()
 
 
-def findscu(archive: ArchiveProcess, folder: Path, model: str, *args: str,
+def findscu(archive: Stack, folder: Path, model: str, *args: str,
             query_file: Path | None = None) -> list[Dataset]:
     """Run findscu with ``-X`` and read each response identifier (rsp0001.dcm …) with pydicom.
 
@@ -169,41 +170,41 @@ def values(responses: Sequence[Dataset], keyword: str) -> set[str]:
     return {str(ds.get(keyword, "")) for ds in responses}
 
 
-def test_echoscu(archive: ArchiveProcess) -> None:
+def test_echoscu(archive: Stack) -> None:
     result = dcmtk.run("echoscu", "-v", "-aet", CALLING_AET, "-aec", archive.aet, "127.0.0.1",
                        archive.dicom_port)
     assert "Received Echo Response (Success)" in result.output
 
 
-def test_storescu_stores_a_multi_series_study(stored: DimseData, archive: ArchiveProcess,
+def test_storescu_stores_a_multi_series_study(stored: DimseData, archive: Stack,
                                               http: requests.Session) -> None:
     assert stored.storescu is not None
     successes = stored.storescu.output.count("Received Store Response (Success)")
     assert successes == len(stored.all_datasets()), stored.storescu.output
 
-    study = http.get(f"{archive.url}/studies/"
+    study = http.get(f"{archive.orthanc_url}/studies/"
                      f"{orthanc_id(http, archive, stored.chest.uid, 'Study')}", timeout=10).json()
     assert study["MainDicomTags"]["StudyDescription"] == "胸部CT平扫"
     assert study["PatientMainDicomTags"]["PatientName"] == "张^伟"
     assert len(study["Series"]) == 3
     counts = {}
     for series_id in study["Series"]:
-        series = http.get(f"{archive.url}/series/{series_id}", timeout=10).json()
+        series = http.get(f"{archive.orthanc_url}/series/{series_id}", timeout=10).json()
         counts[series["MainDicomTags"]["Modality"]] = len(series["Instances"])
     assert counts == {"CT": 3, "MR": 2, "DX": 1}
 
-    patient = http.get(f"{archive.url}/patients/"
+    patient = http.get(f"{archive.orthanc_url}/patients/"
                        f"{orthanc_id(http, archive, stored.zhang.patient_id, 'Patient')}",
                        timeout=10).json()
     assert len(patient["Studies"]) == 2
     instance = orthanc_id(http, archive, str(stored.chest.datasets[0].SOPInstanceUID), "Instance")
-    meta = http.get(f"{archive.url}/instances/{instance}/metadata?expand", timeout=10).json()
+    meta = http.get(f"{archive.orthanc_url}/instances/{instance}/metadata?expand", timeout=10).json()
     assert (meta["RemoteAET"], meta["CalledAET"]) == (CALLING_AET, archive.aet)
 
 
 # --- C-FIND with findscu ------------------------------------------------------------------------
 
-def test_find_patients_patient_root(stored: DimseData, archive: ArchiveProcess,
+def test_find_patients_patient_root(stored: DimseData, archive: Stack,
                                     tmp_path: Path) -> None:
     found = findscu(archive, tmp_path, "-P", *UTF8_QUERY, *k(
         QueryRetrieveLevel="PATIENT", PatientID=stored.patient_pattern, PatientName="",
@@ -222,7 +223,7 @@ def test_find_patients_patient_root(stored: DimseData, archive: ArchiveProcess,
 
 
 @pytest.mark.parametrize("model", ["-S", "-P"], ids=["study-root", "patient-root"])
-def test_find_studies(model: str, stored: DimseData, archive: ArchiveProcess,
+def test_find_studies(model: str, stored: DimseData, archive: Stack,
                       tmp_path: Path) -> None:
     found = findscu(archive, tmp_path, model, *UTF8_QUERY, *k(
         QueryRetrieveLevel="STUDY", PatientID=stored.zhang.patient_id, StudyInstanceUID="",
@@ -241,7 +242,7 @@ def test_find_studies(model: str, stored: DimseData, archive: ArchiveProcess,
     assert by_uid[stored.prior.uid].StudyDescription == "胸部CT复查"
 
 
-def test_find_studies_by_date_range(stored: DimseData, archive: ArchiveProcess,
+def test_find_studies_by_date_range(stored: DimseData, archive: Stack,
                                     tmp_path: Path) -> None:
     found = findscu(archive, tmp_path, "-S", *k(
         QueryRetrieveLevel="STUDY", PatientID=stored.patient_pattern,
@@ -253,7 +254,7 @@ def test_find_studies_by_date_range(stored: DimseData, archive: ArchiveProcess,
     assert values(found, "StudyInstanceUID") == {stored.prior.uid}
 
 
-def test_find_series(stored: DimseData, archive: ArchiveProcess, tmp_path: Path) -> None:
+def test_find_series(stored: DimseData, archive: Stack, tmp_path: Path) -> None:
     found = findscu(archive, tmp_path, "-S", *UTF8_QUERY, *k(
         QueryRetrieveLevel="SERIES", StudyInstanceUID=stored.chest.uid, SeriesInstanceUID="",
         Modality="", SeriesNumber="", SeriesDescription="", NumberOfSeriesRelatedInstances=""))
@@ -265,7 +266,7 @@ def test_find_series(stored: DimseData, archive: ArchiveProcess, tmp_path: Path)
     assert ("CT", 1, "肺窗 5mm") in {g[:3] for g in got}
 
 
-def test_find_series_by_modality(stored: DimseData, archive: ArchiveProcess,
+def test_find_series_by_modality(stored: DimseData, archive: Stack,
                                  tmp_path: Path) -> None:
     found = findscu(archive, tmp_path, "-S", *k(
         QueryRetrieveLevel="SERIES", StudyInstanceUID=stored.chest.uid, Modality="MR",
@@ -275,7 +276,7 @@ def test_find_series_by_modality(stored: DimseData, archive: ArchiveProcess,
 
 
 @pytest.mark.parametrize("model", ["-S", "-P"], ids=["study-root", "patient-root"])
-def test_find_images(model: str, stored: DimseData, archive: ArchiveProcess,
+def test_find_images(model: str, stored: DimseData, archive: Stack,
                      tmp_path: Path) -> None:
     ct = stored.chest.series_of("CT")
     patient_key = {"PatientID": stored.zhang.patient_id} if model == "-P" else {}
@@ -296,7 +297,7 @@ def test_find_images(model: str, stored: DimseData, archive: ArchiveProcess,
 ], ids=["prefix-chinese", "suffix-ideographic", "latin-case-insensitive", "question-mark",
         "star"])
 def test_find_wildcards_on_patient_name(pattern: str, who: set[str], stored: DimseData,
-                                        archive: ArchiveProcess, tmp_path: Path) -> None:
+                                        archive: Stack, tmp_path: Path) -> None:
     found = findscu(archive, tmp_path, "-P", *UTF8_QUERY, *k(
         QueryRetrieveLevel="PATIENT", PatientID=stored.patient_pattern, PatientName=pattern))
     ids = {"zhang": stored.zhang.patient_id, "wang": stored.wang.patient_id}
@@ -308,13 +309,13 @@ def test_find_wildcards_on_patient_name(pattern: str, who: set[str], stored: Dim
     "value, not one character "
     "(PS3.4 C.2.2.2.4): '张^?' does not match '张^伟'"))
 def test_find_question_mark_matches_one_chinese_character(
-        stored: DimseData, archive: ArchiveProcess, tmp_path: Path) -> None:
+        stored: DimseData, archive: Stack, tmp_path: Path) -> None:
     found = findscu(archive, tmp_path, "-P", *UTF8_QUERY, *k(
         QueryRetrieveLevel="PATIENT", PatientID=stored.patient_pattern, PatientName="张^?"))
     assert values(found, "PatientID") == {stored.zhang.patient_id}
 
 
-def test_find_patient_id_wildcards(stored: DimseData, archive: ArchiveProcess,
+def test_find_patient_id_wildcards(stored: DimseData, archive: Stack,
                                    tmp_path: Path) -> None:
     found = findscu(archive, tmp_path, "-P", *k(
         QueryRetrieveLevel="PATIENT", PatientID=f"DIMSE-{stored.token}-?"))
@@ -324,7 +325,7 @@ def test_find_patient_id_wildcards(stored: DimseData, archive: ArchiveProcess,
     assert values(found, "PatientID") == {stored.wang.patient_id}
 
 
-def test_find_utf8_chinese_name_round_trips(stored: DimseData, archive: ArchiveProcess,
+def test_find_utf8_chinese_name_round_trips(stored: DimseData, archive: Stack,
                                             tmp_path: Path) -> None:
     """A UTF-8 query (0008,0005 = ISO_IR 192) on an exact Chinese name returns it intact."""
     found = findscu(archive, tmp_path, "-S", *UTF8_QUERY, *k(
@@ -345,7 +346,7 @@ GB_DESCRIPTION = "头颅CT平扫"
 
 
 @pytest.fixture(scope="module")
-def gb18030(archive: ArchiveProcess, tmp_path_factory: pytest.TempPathFactory
+def gb18030(archive: Stack, tmp_path_factory: pytest.TempPathFactory
             ) -> tuple[PatientInfo, Dataset]:
     """An instance encoded in GB18030, stored with storescu."""
     patient = PatientInfo(GB_NAME, f"GB-{dd.unique_token()}", "19720101", "M")
@@ -361,20 +362,20 @@ def gb18030(archive: ArchiveProcess, tmp_path_factory: pytest.TempPathFactory
 
 
 def test_gb18030_instance_is_kept_as_sent_and_indexed_in_unicode(
-        gb18030: tuple[PatientInfo, Dataset], archive: ArchiveProcess,
+        gb18030: tuple[PatientInfo, Dataset], archive: Stack,
         http: requests.Session) -> None:
     patient, ds = gb18030
     instance = orthanc_id(http, archive, str(ds.SOPInstanceUID), "Instance")
-    tags = http.get(f"{archive.url}/instances/{instance}/simplified-tags", timeout=10).json()
+    tags = http.get(f"{archive.orthanc_url}/instances/{instance}/simplified-tags", timeout=10).json()
     assert (tags["PatientName"], tags["StudyDescription"]) == (GB_NAME, GB_DESCRIPTION)
-    stored_file = http.get(f"{archive.url}/instances/{instance}/file", timeout=10).content
+    stored_file = http.get(f"{archive.orthanc_url}/instances/{instance}/file", timeout=10).content
     assert GB_NAME.encode("gb18030") in stored_file
     assert str(dd.read(stored_file).PatientName) == GB_NAME
 
 
 @pytest.mark.parametrize("query_charset", ["ISO_IR 192", "GB18030"])
 def test_gb18030_patient_found_by_a_query_in_either_charset(
-        query_charset: str, gb18030: tuple[PatientInfo, Dataset], archive: ArchiveProcess,
+        query_charset: str, gb18030: tuple[PatientInfo, Dataset], archive: Stack,
         tmp_path: Path) -> None:
     """The query is a file findscu sends as is, encoded in ``query_charset``."""
     patient, _ = gb18030
@@ -398,7 +399,7 @@ def test_gb18030_patient_found_by_a_query_in_either_charset(
 
 
 def test_gb18030_patient_found_with_pynetdicom(gb18030: tuple[PatientInfo, Dataset],
-                                               archive: ArchiveProcess) -> None:
+                                               archive: Stack) -> None:
     patient, ds = gb18030
     query = Dataset()
     query.SpecificCharacterSet = "GB18030"
@@ -415,15 +416,15 @@ def test_gb18030_patient_found_with_pynetdicom(gb18030: tuple[PatientInfo, Datas
 # --- C-MOVE with movescu to a real storescp, C-GET with getscu ----------------------------------
 
 @pytest.fixture
-def storescp(tmp_path: Path, archive: ArchiveProcess, http: requests.Session
+def storescp(tmp_path: Path, archive: Stack, http: requests.Session
              ) -> Iterator[dcmtk.StoreScp]:
     """A DCMTK storescp, registered in the archive at run time (REST, no restart)."""
     with dcmtk.StoreScp(tmp_path / "received", aet="DIMSETESTSCP") as scp:
-        r = http.put(f"{archive.url}/modalities/dimse-test-storescp",
+        r = http.put(f"{archive.orthanc_url}/modalities/dimse-test-storescp",
                      json={"AET": scp.aet, "Host": "127.0.0.1", "Port": scp.port}, timeout=10)
         assert r.status_code == 200, r.text
         yield scp
-        http.delete(f"{archive.url}/modalities/dimse-test-storescp", timeout=10)
+        http.delete(f"{archive.orthanc_url}/modalities/dimse-test-storescp", timeout=10)
 
 
 def retrieve_keys(level: str, data: DimseData) -> tuple[str, list[str], list[Dataset]]:
@@ -456,7 +457,7 @@ def assert_same_instances(received: Sequence[Path], expected: Sequence[Dataset])
 
 
 @pytest.mark.parametrize("level", LEVELS)
-def test_movescu_to_storescp(level: str, stored: DimseData, archive: ArchiveProcess,
+def test_movescu_to_storescp(level: str, stored: DimseData, archive: Stack,
                              storescp: dcmtk.StoreScp) -> None:
     model, keys, expected = retrieve_keys(level, stored)
     result = dcmtk.run("movescu", "-v", model, "-aet", CALLING_AET, "-aec", archive.aet,
@@ -466,7 +467,7 @@ def test_movescu_to_storescp(level: str, stored: DimseData, archive: ArchiveProc
 
 
 def test_movescu_to_an_unknown_destination_fails(stored: DimseData,
-                                                 archive: ArchiveProcess) -> None:
+                                                 archive: Stack) -> None:
     result = dcmtk.run("movescu", "-v", "-S", "-aet", CALLING_AET, "-aec", archive.aet,
                        "-aem", "NOWHERE", *k(QueryRetrieveLevel="STUDY",
                                              StudyInstanceUID=stored.chest.uid),
@@ -479,7 +480,7 @@ def test_movescu_to_an_unknown_destination_fails(stored: DimseData,
     "0xC000 (Failed: Unable to "
     "process), not 0xA801 (Refused: Move Destination unknown, PS3.4 C.4.2.1.5)"))
 def test_move_to_an_unknown_destination_is_refused_with_a801(stored: DimseData,
-                                                             archive: ArchiveProcess) -> None:
+                                                             archive: Stack) -> None:
     query = Dataset()
     query.QueryRetrieveLevel = "STUDY"
     query.StudyInstanceUID = stored.chest.uid
@@ -493,7 +494,7 @@ def test_move_to_an_unknown_destination_is_refused_with_a801(stored: DimseData,
 
 
 @pytest.mark.parametrize("level", LEVELS)
-def test_getscu(level: str, stored: DimseData, archive: ArchiveProcess, tmp_path: Path) -> None:
+def test_getscu(level: str, stored: DimseData, archive: Stack, tmp_path: Path) -> None:
     model, keys, expected = retrieve_keys(level, stored)
     out = tmp_path / "got"
     out.mkdir()
@@ -506,7 +507,7 @@ def test_getscu(level: str, stored: DimseData, archive: ArchiveProcess, tmp_path
 
 # --- the same services through pynetdicom's AE API ----------------------------------------------
 
-def associate(archive: ArchiveProcess, *contexts: str) -> Association:
+def associate(archive: Stack, *contexts: str) -> Association:
     ae = AE(ae_title="PYNETDICOM")
     for context in contexts:
         ae.add_requested_context(context)
@@ -515,7 +516,7 @@ def associate(archive: ArchiveProcess, *contexts: str) -> Association:
     return assoc
 
 
-def c_find(archive: ArchiveProcess, query: Dataset, model: str) -> list[Dataset]:
+def c_find(archive: Stack, query: Dataset, model: str) -> list[Dataset]:
     assoc = associate(archive, model)
     answers: list[Dataset] = []
     try:
@@ -531,7 +532,7 @@ def c_find(archive: ArchiveProcess, query: Dataset, model: str) -> list[Dataset]
     return answers
 
 
-def test_pynetdicom_echo(archive: ArchiveProcess) -> None:
+def test_pynetdicom_echo(archive: Stack) -> None:
     assoc = associate(archive, Verification)
     try:
         status = assoc.send_c_echo()
@@ -540,7 +541,7 @@ def test_pynetdicom_echo(archive: ArchiveProcess) -> None:
     assert status.Status == 0x0000
 
 
-def test_pynetdicom_store(archive: ArchiveProcess, http: requests.Session) -> None:
+def test_pynetdicom_store(archive: Stack, http: requests.Session) -> None:
     patient = PatientInfo("孙^悦", f"PYN-{dd.unique_token()}", "20010203", "F")
     ds = synthetic.dx_image(64, 64, patient=patient, study=StudyInfo(description="手部正位"),
                             bits_stored=8, seed=9)
@@ -554,13 +555,13 @@ def test_pynetdicom_store(archive: ArchiveProcess, http: requests.Session) -> No
         assoc.release()
     assert status.Status == 0x0000
     instance = orthanc_id(http, archive, str(ds.SOPInstanceUID), "Instance")
-    tags = http.get(f"{archive.url}/instances/{instance}/simplified-tags", timeout=10).json()
+    tags = http.get(f"{archive.orthanc_url}/instances/{instance}/simplified-tags", timeout=10).json()
     assert (tags["PatientName"], tags["PatientID"]) == ("孙^悦", patient.patient_id)
-    stored_file = dd.read(http.get(f"{archive.url}/instances/{instance}/file", timeout=10).content)
+    stored_file = dd.read(http.get(f"{archive.orthanc_url}/instances/{instance}/file", timeout=10).content)
     assert stored_file.PixelData == ds.PixelData
 
 
-def test_pynetdicom_find(stored: DimseData, archive: ArchiveProcess) -> None:
+def test_pynetdicom_find(stored: DimseData, archive: Stack) -> None:
     query = Dataset()
     query.SpecificCharacterSet = "ISO_IR 192"
     query.QueryRetrieveLevel = "STUDY"
@@ -576,7 +577,7 @@ def test_pynetdicom_find(stored: DimseData, archive: ArchiveProcess) -> None:
                    for s in stored.studies()}
 
 
-def test_pynetdicom_get(stored: DimseData, archive: ArchiveProcess) -> None:
+def test_pynetdicom_get(stored: DimseData, archive: Stack) -> None:
     query = Dataset()
     query.QueryRetrieveLevel = "STUDY"
     query.StudyInstanceUID = stored.echo.uid
@@ -592,7 +593,7 @@ def test_pynetdicom_get(stored: DimseData, archive: ArchiveProcess) -> None:
     assert int(cine.NumberOfFrames) == 4
 
 
-def test_pynetdicom_move_to_a_pynetdicom_scp(stored: DimseData, archive: ArchiveProcess,
+def test_pynetdicom_move_to_a_pynetdicom_scp(stored: DimseData, archive: Stack,
                                              http: requests.Session) -> None:
     received: list[Dataset] = []
     lock = threading.Lock()
@@ -611,7 +612,7 @@ def test_pynetdicom_move_to_a_pynetdicom_scp(stored: DimseData, archive: Archive
                                  evt_handlers=[(evt.EVT_C_STORE, on_store)])
     assert server is not None
     try:
-        r = http.put(f"{archive.url}/modalities/dimse-test-pynetdicom",
+        r = http.put(f"{archive.orthanc_url}/modalities/dimse-test-pynetdicom",
                      json={"AET": "PYNETDICOMSCP", "Host": "127.0.0.1", "Port": port},
                      timeout=10)
         assert r.status_code == 200, r.text
@@ -627,7 +628,7 @@ def test_pynetdicom_move_to_a_pynetdicom_scp(stored: DimseData, archive: Archive
             assoc.release()
     finally:
         server.shutdown()
-        http.delete(f"{archive.url}/modalities/dimse-test-pynetdicom", timeout=10)
+        http.delete(f"{archive.orthanc_url}/modalities/dimse-test-pynetdicom", timeout=10)
     assert statuses[-1] == 0x0000, [hex(s) for s in statuses]
     assert {str(ds.SOPInstanceUID) for ds in received} == dd.sop_instance_uids(
         stored.chest.series_of("MR"))

@@ -17,7 +17,7 @@ from pydicom.uid import ExplicitVRLittleEndian, JPEG2000Lossless
 from archive_tools import synthetic
 from archive_tools.synthetic import PatientInfo
 from testkit import dicom_data as dd
-from testkit.archive_process import ArchiveProcess
+from testkit.stack import Stack
 
 CIVETWEB_DEBIAN_STACK = 100 * 1024
 MIN_STACK = 4 * 1024 * 1024
@@ -33,20 +33,21 @@ def anonymous_rw_mapping_sizes(pid: int) -> Counter[int]:
     return sizes
 
 
-def test_http_worker_stacks_are_raised(archive: ArchiveProcess) -> None:
-    assert archive.process is not None
-    sizes = anonymous_rw_mapping_sizes(archive.process.pid)
+def test_http_worker_stacks_are_raised(archive: Stack) -> None:
+    sizes = anonymous_rw_mapping_sizes(archive.program_pid("orthanc"))
     assert sizes[CIVETWEB_DEBIAN_STACK] == 0, "civetweb threads still have 100 KiB stacks"
     assert sum(n for size, n in sizes.items() if size >= MIN_STACK) >= 50  # HttpThreadsCount
 
 
 def test_repeated_jpeg2000_transcoding_keeps_the_archive_alive(
-        archive: ArchiveProcess, tmp_path: Path) -> None:
+        archive: Stack, tmp_path: Path) -> None:
     patient = PatientInfo("石^磊", f"STACK-{dd.unique_token()}")
     original = synthetic.mr_series(1, 256, 256, patient=patient, bits_stored=16)[0]
     source = synthetic.write_file(original, tmp_path / "source.dcm")
     encoded = dd.encode(source, tmp_path / "j2k.dcm", JPEG2000Lossless)
-    r = requests.post(f"{archive.url}/instances", data=encoded.read_bytes(), timeout=30)
+    orthanc_pid = archive.program_pid("orthanc")
+    r = requests.post(f"{archive.orthanc_url}/instances", data=encoded.read_bytes(), timeout=30,
+                      auth=archive.orthanc_auth)
     assert r.status_code == 200, r.text
     client = DICOMwebClient(url=f"{archive.url}/dicom-web")
     uids = (str(original.StudyInstanceUID), str(original.SeriesInstanceUID),
@@ -56,4 +57,4 @@ def test_repeated_jpeg2000_transcoding_keeps_the_archive_alive(
             *uids, media_types=(("application/dicom", ExplicitVRLittleEndian),))
         assert str(ds.file_meta.TransferSyntaxUID) == ExplicitVRLittleEndian, f"attempt {attempt}"
         assert (dd.pixels(ds) == dd.pixels(original)).all(), f"attempt {attempt}"
-        assert archive.process is not None and archive.process.poll() is None, "Orthanc died"
+        assert archive.program_pid("orthanc") == orthanc_pid, "Orthanc died and was restarted"

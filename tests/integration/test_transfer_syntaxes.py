@@ -38,7 +38,7 @@ from archive_tools import synthetic
 from archive_tools.synthetic import PatientInfo, StudyInfo
 from testkit import dcmtk
 from testkit import dicom_data as dd
-from testkit.archive_process import ArchiveProcess
+from testkit.stack import Stack
 
 pytestmark = pytest.mark.integration
 
@@ -156,16 +156,16 @@ def encode_source(case: Case, folder: Path, patient: PatientInfo, seed: int
     return source, path, dd.read(path)
 
 
-def lookup(http: requests.Session, archive: ArchiveProcess, sop_uid: str) -> str:
-    r = http.post(f"{archive.url}/tools/lookup", data=sop_uid, timeout=10)
+def lookup(http: requests.Session, archive: Stack, sop_uid: str) -> str:
+    r = http.post(f"{archive.orthanc_url}/tools/lookup", data=sop_uid, timeout=10)
     r.raise_for_status()
     found = [item["ID"] for item in r.json() if item["Type"] == "Instance"]
     assert len(found) == 1, f"SOP Instance {sop_uid} is not in the archive: {r.text}"
     return str(found[0])
 
 
-def metadata(http: requests.Session, archive: ArchiveProcess, orthanc_id: str, name: str) -> str:
-    r = http.get(f"{archive.url}/instances/{orthanc_id}/metadata/{name}", timeout=10)
+def metadata(http: requests.Session, archive: Stack, orthanc_id: str, name: str) -> str:
+    r = http.get(f"{archive.orthanc_url}/instances/{orthanc_id}/metadata/{name}", timeout=10)
     assert r.status_code == 200, f"metadata {name} of {orthanc_id}: {r.status_code} {r.text}"
     return r.text
 
@@ -178,7 +178,7 @@ def patient() -> PatientInfo:
 
 
 @pytest.fixture(scope="module")
-def dicomweb(archive: ArchiveProcess) -> DICOMwebClient:
+def dicomweb(archive: Stack) -> DICOMwebClient:
     return DICOMwebClient(url=f"{archive.url}/dicom-web")
 
 
@@ -194,7 +194,7 @@ def case_dir(case: Case, tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def via_dimse(case: Case, case_dir: Path, patient: PatientInfo, archive: ArchiveProcess,
+def via_dimse(case: Case, case_dir: Path, patient: PatientInfo, archive: Stack,
               http: requests.Session) -> Sent:
     """Sent by storescu, proposing one presentation context with only this syntax."""
     source, path, encoded = encode_source(case, case_dir, patient, seed=1)
@@ -206,7 +206,7 @@ def via_dimse(case: Case, case_dir: Path, patient: PatientInfo, archive: Archive
 
 
 @pytest.fixture(scope="module")
-def via_stow(case: Case, case_dir: Path, patient: PatientInfo, archive: ArchiveProcess,
+def via_stow(case: Case, case_dir: Path, patient: PatientInfo, archive: Stack,
              http: requests.Session, dicomweb: DICOMwebClient) -> Sent:
     """Sent by STOW-RS (dicomweb-client writes the dataset in its own transfer syntax)."""
     source, path, encoded = encode_source(case, case_dir, patient, seed=2)
@@ -229,14 +229,14 @@ def test_encoded_file_is_in_the_syntax_and_decodes(case: Case, via_dimse: Sent) 
 
 
 def test_c_store_is_accepted_and_kept_in_the_proposed_syntax(
-        case: Case, via_dimse: Sent, archive: ArchiveProcess, http: requests.Session) -> None:
+        case: Case, via_dimse: Sent, archive: Stack, http: requests.Session) -> None:
     assert metadata(http, archive, via_dimse.orthanc_id, "TransferSyntax") == case.syntax
     assert metadata(http, archive, via_dimse.orthanc_id, "RemoteAET") == "TSTESTSCU"
     assert metadata(http, archive, via_dimse.orthanc_id, "Origin") == "DicomProtocol"
 
 
 def test_stow_rs_is_accepted_and_kept_in_its_syntax(
-        case: Case, via_stow: Sent, archive: ArchiveProcess, http: requests.Session) -> None:
+        case: Case, via_stow: Sent, archive: Stack, http: requests.Session) -> None:
     assert metadata(http, archive, via_stow.orthanc_id, "TransferSyntax") == case.syntax
 
 
@@ -258,7 +258,7 @@ def test_wado_rs_decompresses_to_explicit_little_endian(
     close_enough(case, dd.pixels(ds), dd.pixels(via_stow.source), "WADO-RS, Explicit VR LE")
 
 
-def test_c_get_in_the_stored_syntax(case: Case, via_dimse: Sent, archive: ArchiveProcess) -> None:
+def test_c_get_in_the_stored_syntax(case: Case, via_dimse: Sent, archive: Stack) -> None:
     got = dd.c_get(archive.dicom_port, archive.aet, via_dimse.identifier(),
                    sop_classes=[str(via_dimse.encoded.SOPClassUID)],
                    transfer_syntaxes=[case.syntax])
@@ -271,7 +271,7 @@ def test_c_get_in_the_stored_syntax(case: Case, via_dimse: Sent, archive: Archiv
 
 
 def test_c_get_decompressed_for_a_client_without_codecs(
-        case: Case, via_stow: Sent, archive: ArchiveProcess) -> None:
+        case: Case, via_stow: Sent, archive: Stack) -> None:
     got = dd.c_get(archive.dicom_port, archive.aet, via_stow.identifier(),
                    sop_classes=[str(via_stow.encoded.SOPClassUID)],
                    transfer_syntaxes=[uid.ExplicitVRLittleEndian, uid.ImplicitVRLittleEndian])
@@ -283,9 +283,9 @@ def test_c_get_decompressed_for_a_client_without_codecs(
     close_enough(case, dd.pixels(ds), dd.pixels(via_stow.source), "C-GET, uncompressed")
 
 
-def test_orthanc_decodes_the_frame(case: Case, via_dimse: Sent, archive: ArchiveProcess,
+def test_orthanc_decodes_the_frame(case: Case, via_dimse: Sent, archive: Stack,
                                    http: requests.Session, dicomweb: DICOMwebClient) -> None:
-    base = f"{archive.url}/instances/{via_dimse.orthanc_id}/frames/0"
+    base = f"{archive.orthanc_url}/instances/{via_dimse.orthanc_id}/frames/0"
     preview = http.get(f"{base}/preview", timeout=30)
     assert preview.status_code == 200, f"preview: {preview.status_code} {preview.text[:500]}"
     assert Image.open(io.BytesIO(preview.content)).size == (COLUMNS, ROWS)
@@ -309,7 +309,7 @@ def test_orthanc_decodes_the_frame(case: Case, via_dimse: Sent, archive: Archive
 
 
 @pytest.fixture(scope="module", autouse=True)
-def _no_decoder_errors(archive: ArchiveProcess) -> Iterator[None]:
+def _no_decoder_errors(archive: Stack) -> Iterator[None]:
     """Orthanc logs decoder failures even when a fallback succeeds; none are expected here."""
     before = len(archive.log_text())
     yield
