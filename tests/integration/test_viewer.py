@@ -27,7 +27,7 @@ from pydicom.filewriter import dcmwrite
 
 from testkit.devtools import Chromium, Page
 from archive_tools.synthetic import PatientInfo, StudyInfo, ct_volume
-from testkit.archive_process import ArchiveProcess
+from testkit.stack import Stack
 
 pytestmark = pytest.mark.integration
 
@@ -78,12 +78,12 @@ def _assert_rebased_index(response: requests.Response) -> None:
     ],
 )
 def test_deep_links_and_reloads_answer_the_rebased_index(
-    archive: ArchiveProcess, http: requests.Session, path: str
+    archive: Stack, http: requests.Session, path: str
 ) -> None:
     _assert_rebased_index(http.get(archive.url + path, timeout=30))
 
 
-def test_every_file_index_html_names_is_served(archive: ArchiveProcess, http: requests.Session) -> None:
+def test_every_file_index_html_names_is_served(archive: Stack, http: requests.Session) -> None:
     index = http.get(f"{archive.url}{ROOT}viewer/dicomweb", timeout=30)
     parser = _References()
     parser.feed(index.text)
@@ -102,7 +102,7 @@ def test_every_file_index_html_names_is_served(archive: ArchiveProcess, http: re
                 assert response.headers["Content-Type"].startswith("text/css")
 
 
-def test_app_config_is_ours(archive: ArchiveProcess, http: requests.Session) -> None:
+def test_app_config_is_ours(archive: Stack, http: requests.Session) -> None:
     response = http.get(f"{archive.url}{ROOT}app-config.js", timeout=30)
     assert response.status_code == 200
     assert response.headers["Content-Type"].startswith("application/javascript")
@@ -115,7 +115,7 @@ def test_app_config_is_ours(archive: ArchiveProcess, http: requests.Session) -> 
     assert "cloudfront" not in script  # the npm build's demo servers
 
 
-def test_bundles_and_stylesheets_are_gzipped(archive: ArchiveProcess, http: requests.Session) -> None:
+def test_bundles_and_stylesheets_are_gzipped(archive: Stack, http: requests.Session) -> None:
     with http.get(f"{archive.url}{ROOT}app.bundle.css", timeout=30, stream=True,
                   headers={"Accept-Encoding": "gzip"}) as response:
         assert response.status_code == 200
@@ -128,7 +128,7 @@ def test_bundles_and_stylesheets_are_gzipped(archive: ArchiveProcess, http: requ
      "sw.js"],
 )
 def test_missing_assets_and_internals_are_404(
-    archive: ArchiveProcess, http: requests.Session, path: str
+    archive: Stack, http: requests.Session, path: str
 ) -> None:
     response = http.get(f"{archive.url}{ROOT}{path}", timeout=30)
     assert response.status_code == 404, response.text[:300]
@@ -147,7 +147,7 @@ class Study:
     accession: str
 
 
-def _stow(archive: ArchiveProcess, datasets: Sequence[Dataset]) -> None:
+def _stow(archive: Stack, datasets: Sequence[Dataset]) -> None:
     """STOW-RS (PS3.18 10.5): one multipart/related request per series."""
     boundary = uuid.uuid4().hex
     body = io.BytesIO()
@@ -171,7 +171,7 @@ def _stow(archive: ArchiveProcess, datasets: Sequence[Dataset]) -> None:
 
 
 @pytest.fixture(scope="module")
-def ct_study(archive: ArchiveProcess) -> Study:
+def ct_study(archive: Stack) -> Study:
     """A chest CT volume for MPR, and a short second series to filter by."""
     study = StudyInfo.synthetic("胸部CT增强扫描", seed=0)
     volume = ct_volume(slices=80, rows=256, columns=256, patient=PATIENT, study=study)
@@ -257,13 +257,13 @@ def chromium(tmp_path_factory: pytest.TempPathFactory, artifacts_dir: Path) -> I
 
 
 @pytest.fixture
-def page(chromium: Chromium, archive: ArchiveProcess) -> Page:
+def page(chromium: Chromium, archive: Stack) -> Page:
     """The tab, as a browser that has never visited the archive (no stored language)."""
     chromium.tab.call("Storage.clearDataForOrigin", origin=archive.url, storageTypes="all")
     return chromium.tab
 
 
-def _viewer_url(archive: ArchiveProcess, study: Study, extra: str = "", route: str = "viewer") -> str:
+def _viewer_url(archive: Stack, study: Study, extra: str = "", route: str = "viewer") -> str:
     return f"{archive.url}{ROOT}{route}?StudyInstanceUIDs={study.study_uid}{extra}"
 
 
@@ -285,7 +285,7 @@ def _save(shot: Image.Image, artifacts_dir: Path, name: str) -> Path:
 
 
 def test_ct_opens_by_url_in_the_default_language(
-    page: Page, archive: ArchiveProcess, ct_study: Study, artifacts_dir: Path
+    page: Page, archive: Stack, ct_study: Study, artifacts_dir: Path
 ) -> None:
     page.open(_viewer_url(archive, ct_study))
     viewports = _wait(page, _rendered(1), "the CT to render")
@@ -309,7 +309,7 @@ def test_ct_opens_by_url_in_the_default_language(
 
 
 def test_english_with_lng_and_the_choice_sticks(
-    page: Page, archive: ArchiveProcess, ct_study: Study, artifacts_dir: Path
+    page: Page, archive: Stack, ct_study: Study, artifacts_dir: Path
 ) -> None:
     # Also a nested client-side route, as after a reload: /ohif/viewer/<data source>?…
     page.open(_viewer_url(archive, ct_study, "&lng=en", route="viewer/dicomweb"))
@@ -326,7 +326,7 @@ def test_english_with_lng_and_the_choice_sticks(
     assert "Studies" in page.text()
 
 
-def test_study_list_searches_chinese_names(page: Page, archive: ArchiveProcess,
+def test_study_list_searches_chinese_names(page: Page, archive: Stack,
                                            ct_study: Study) -> None:
     page.open(f"{archive.url}{ROOT}?patientName={quote('欧阳')}")
     text = _wait(page, f"document.body.innerText.includes({json.dumps(ct_study.accession)})"
@@ -339,7 +339,7 @@ def test_study_list_searches_chinese_names(page: Page, archive: ArchiveProcess,
     assert ct_study.accession not in page.text()
 
 
-def test_series_filter_by_url(page: Page, archive: ArchiveProcess, ct_study: Study) -> None:
+def test_series_filter_by_url(page: Page, archive: Stack, ct_study: Study) -> None:
     thumbnails = "document.querySelectorAll('[data-cy=\"study-browser-thumbnail\"]').length"
     page.open(_viewer_url(archive, ct_study))
     _wait(page, _rendered(1), "the CT to render")
@@ -352,7 +352,7 @@ def test_series_filter_by_url(page: Page, archive: ArchiveProcess, ct_study: Stu
 
 
 def test_mpr_of_the_ct_volume(
-    page: Page, archive: ArchiveProcess, ct_study: Study, artifacts_dir: Path
+    page: Page, archive: Stack, ct_study: Study, artifacts_dir: Path
 ) -> None:
     volume = f"&SeriesInstanceUIDs={ct_study.series_uids[0]}"
     # From the layout menu, as a radiologist would (OHIF offers MPR for reconstructable volumes).
