@@ -25,6 +25,7 @@ from archive_state.jobs import Job, JobQueue, JobState
 from testkit.postgres import PostgresCluster
 from tests.unit.test_state_db import (
     EXECUTIONS,
+    PROCESS_START,
     migrate_worker,
     run_jobs_in_processes,
     run_processes,
@@ -122,7 +123,7 @@ def test_a_killed_worker_s_job_is_claimed_again_and_completes_once(postgres: Pos
     EXECUTIONS.create(engine)
     queue = JobQueue(engine, settings=JobSettings(lease_seconds=LEASE_SECONDS))
     job = queue.enqueue("slow", {"study": "1.2.3"})
-    worker = multiprocessing.get_context("spawn").Process(target=hold_job, args=(url, "doomed"))
+    worker = multiprocessing.get_context(PROCESS_START).Process(target=hold_job, args=(url, "doomed"))
     worker.start()
     try:
         def claimed() -> Job | None:
