@@ -1,5 +1,7 @@
 // Dates as people read them: in the browser's time zone, in the console's language
-// (zh-CN: 2026/12/02 14:16:32). The API sends ISO 8601; a time without an offset is UTC.
+// (zh-CN: 2026/12/02 14:16:32; English: Dec 2, 2026, 14:16:32, a month name so that nobody
+// has to guess the order of day and month). The API sends ISO 8601; a time without an offset
+// is UTC.
 
 const OFFSET = /(Z|[+-]\d{2}:?\d{2})$/i
 
@@ -14,7 +16,7 @@ export function formatDateTime(value: string | null | undefined, locale: string)
   const date = parseInstant(value)
   if (!date) return value ?? ''
   return new Intl.DateTimeFormat(locale, {
-    year: 'numeric', month: '2-digit', day: '2-digit',
+    year: 'numeric', month: locale.startsWith('zh') ? '2-digit' : 'short', day: '2-digit',
     hour: '2-digit', minute: '2-digit', second: '2-digit', hour12: false,
   }).format(date)
 }

@@ -2,7 +2,7 @@
 // API said (RFC 9457 problem details: title, detail) or, when the API could not be reached or
 // answered something that is not ours (a proxy's HTML error page), a reason the views translate.
 
-import type { Health, Job, JobFilter, JobPage, Problem } from './types'
+import type { Health, Job, JobFilter, JobKind, JobPage, Problem } from './types'
 
 export type FailureKind = 'unreachable' | 'problem' | 'unexpected'
 
@@ -92,17 +92,6 @@ export function cancelJob(id: string | number): Promise<Job> {
   return request<Job>(`/api/jobs/${encodeURIComponent(String(id))}/cancel`, { method: 'POST' })
 }
 
-export async function listJobKinds(): Promise<string[]> {
-  const body = await request<unknown>('/api/jobs/kinds')
-  return kindNames(body)
-}
-
-/** The kind names out of GET /api/jobs/kinds: a list of names, or of objects with a name. */
-export function kindNames(body: unknown): string[] {
-  const list = Array.isArray(body) ? body
-    : body && typeof body === 'object' && Array.isArray((body as { items?: unknown }).items)
-      ? (body as { items: unknown[] }).items : []
-  return list.map((item) => typeof item === 'string' ? item
-    : item && typeof item === 'object' ? String((item as { kind?: unknown; name?: unknown }).kind
-      ?? (item as { name?: unknown }).name ?? '') : '').filter((name) => name !== '')
+export function listJobKinds(): Promise<JobKind[]> {
+  return request<JobKind[]>('/api/jobs/kinds')
 }

@@ -66,6 +66,12 @@ export interface JobPage {
   offset: number
 }
 
+/** GET /api/jobs/kinds: the kinds workers run, sorted by name. */
+export interface JobKind {
+  name: string
+  description: string
+}
+
 export interface JobFilter {
   state?: JobState | ''
   kind?: string

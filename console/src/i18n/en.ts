@@ -13,7 +13,7 @@ const en: Messages = {
   },
   common: {
     refresh: 'Refresh',
-    none: 'None',
+    none: '—',
     loading: 'Loading…',
     unreachable: "The archive's API service cannot be reached.",
     unexpected: 'The server sent an answer the console does not understand.',
@@ -47,6 +47,7 @@ const en: Messages = {
     detail: 'Detail',
     autoRefresh: 'Refreshes every 5 s',
     empty: 'No services reported',
+    unavailable: "The archive's health report cannot be obtained",
   },
   jobs: {
     title: 'Background jobs',

@@ -47,6 +47,7 @@ const zhCN = {
     detail: '详情',
     autoRefresh: '每 5 秒自动刷新',
     empty: '没有服务信息',
+    unavailable: '无法获取归档的健康状态',
   },
   jobs: {
     title: '后台任务',

@@ -1,0 +1,345 @@
+"""The admin console at /ui/ as an administrator meets it: the real archive, headless Chromium.
+
+One stack as ``scripts/serve`` runs it (:class:`testkit.stack.Stack`: Orthanc, the API service, a
+worker, the door) serving the console built by ``scripts/install-console``. Jobs are made
+through the real API (``POST /api/jobs``, a kind from ``GET /api/jobs/kinds``) and run by the
+real worker; the browser is driven over the DevTools protocol with real mouse clicks, and every
+wait polls the page. Screenshots go to the artifacts folder (``console-*.png``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import subprocess
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from testkit.devtools import Chromium, Page
+from testkit.orthanc_process import REPO
+from testkit.stack import Stack
+
+pytestmark = pytest.mark.integration
+
+log = logging.getLogger(__name__)
+
+ROOT = "/ui/"
+TIMEOUT = 30.0
+PROGRAMS = ("orthanc", "api", "worker-1", "door")
+
+#: The rows of a table marked ``data-test=NAME``: each row's cells' text.
+_ROWS = """
+(name => [...document.querySelectorAll(`[data-test="${name}"] .el-table__body tr`)]
+  .map(tr => [...tr.querySelectorAll('td')].map(td => td.innerText.trim())))
+"""
+
+
+# --- fixtures ----------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def console_build() -> Path:
+    """The console, built from the committed sources (instant when scripts/setup built it)."""
+    done = subprocess.run([str(REPO / "scripts" / "install-console")], capture_output=True, text=True,
+                          timeout=600, check=False)
+    if done.returncode != 0:
+        pytest.fail("scripts/install-console failed (it needs the npm registry the first time):\n"
+                    + done.stdout[-2000:] + done.stderr[-2000:])
+    build = REPO / ".cache" / "console" / "dist"
+    assert (build / "index.html").is_file()
+    return build
+
+
+@pytest.fixture(scope="module")
+def stack(console_build: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    with Stack(tmp_path_factory.mktemp("console")) as running:
+        running.wait_healthy()
+        yield running
+
+
+@pytest.fixture(scope="module")
+def chromium(tmp_path_factory: pytest.TempPathFactory, artifacts_dir: Path) -> Iterator[Chromium]:
+    browser = Chromium(tmp_path_factory.mktemp("console-chromium"), artifacts_dir / "console-chromium.log",
+                       width=1400, height=900, network=True, keep_events=None)
+    try:
+        yield browser
+    finally:
+        browser.stop()
+
+
+@pytest.fixture
+def page(chromium: Chromium, stack: Stack) -> Page:
+    """The tab, as a browser that has never visited the archive (no stored language)."""
+    chromium.tab.call("Storage.clearDataForOrigin", origin=stack.url, storageTypes="all")
+    return chromium.tab
+
+
+@pytest.fixture(scope="module")
+def jobs(stack: Stack) -> dict[str, dict[str, Any]]:
+    """Two jobs of the first kind the workers run, through the API, run by the worker: one that
+    succeeds (verify every stored file of an empty archive) and one that fails (a study that does
+    not exist). Their final state, by name."""
+    kinds = requests.get(f"{stack.url}/api/jobs/kinds", timeout=10)
+    assert kinds.status_code == 200, kinds.text
+    names = [k["name"] for k in kinds.json()]
+    assert "archive.verify" in names, names
+    made = {}
+    for name, params in (("ok", {}), ("failing", {"study": f"no-such-study-{uuid.uuid4().hex[:8]}"})):
+        response = requests.post(f"{stack.url}/api/jobs", json={
+            "kind": "archive.verify", "params": params, "idempotencyKey": f"console-{name}-{uuid.uuid4()}"},
+            timeout=10)
+        assert response.status_code == 201, response.text
+        made[name] = response.json()
+    return {name: _settled(stack, job["id"]) for name, job in made.items()}
+
+
+# --- helpers -----------------------------------------------------------------------------------
+
+
+def _settled(stack: Stack, job_id: int, timeout: float = TIMEOUT) -> dict[str, Any]:
+    """The job once the worker has finished with it (succeeded, failed or cancelled)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        job: dict[str, Any] = requests.get(f"{stack.url}/api/jobs/{job_id}", timeout=10).json()
+        if job["state"] in ("succeeded", "failed", "cancelled"):
+            return job
+        if time.monotonic() > deadline:
+            raise AssertionError(f"job {job_id} still {job['state']} after {timeout} s")
+        time.sleep(0.1)
+
+
+def _wait(page: Page, expression: str, what: str, timeout: float = TIMEOUT) -> Any:
+    """Poll a JavaScript expression until it is truthy; its value is returned."""
+    try:
+        return page.wait_for(expression, timeout, interval=0.1)
+    except TimeoutError:
+        raise AssertionError(f"timed out waiting for {what}; page says: {page.text()[:800]!r}; "
+                             f"errors: {page.errors()[:5]}") from None
+
+
+def _wait_text(page: Page, *texts: str, timeout: float = TIMEOUT) -> str:
+    """Until the page shows every one of ``texts``; the page's text."""
+    condition = " && ".join(f"document.body.innerText.includes({json.dumps(t)})" for t in texts)
+    return str(_wait(page, f"document.body && ({condition}) && document.body.innerText",
+                     f"the page to show {texts}", timeout))
+
+
+def _rows(page: Page, table: str, count: int, what: str) -> list[list[str]]:
+    """The rows of a table, once it has at least ``count``."""
+    rows: list[list[str]] = _wait(page, f"(() => {{ const r = {_ROWS}({json.dumps(table)}); "
+                                        f"return r.length >= {count} ? r : null; }})()", what)
+    return rows
+
+
+def _centre(page: Page, finder: str, what: str) -> tuple[float, float]:
+    """The middle of the element the JavaScript ``finder`` returns, once it has stopped moving
+    (popups open with a transition)."""
+    locate = f"""(() => {{ const e = ({finder}); if (!e) return null;
+        e.scrollIntoView({{block: 'nearest'}}); const r = e.getBoundingClientRect();
+        return r.width > 0 ? [r.x + r.width / 2, r.y + r.height / 2] : null; }})()"""
+    deadline = time.monotonic() + TIMEOUT
+    last = None
+    while True:
+        here = _wait(page, locate, what)
+        if here == last:
+            return float(here[0]), float(here[1])
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} keeps moving")
+        last = here
+        time.sleep(0.1)
+
+
+def _click(page: Page, selector: str, what: str) -> None:
+    """A real mouse click in the middle of the first visible element matching ``selector``."""
+    finder = (f"[...document.querySelectorAll({json.dumps(selector)})]"
+              ".find(e => e.getBoundingClientRect().width > 0)")
+    page.click(*_centre(page, finder, what))
+
+
+def _screenshot(page: Page, artifacts_dir: Path, name: str) -> Path:
+    page.evaluate("new Promise(done => requestAnimationFrame(() => requestAnimationFrame(() => done(true))))",
+                  await_promise=True)
+    path = artifacts_dir / name
+    path.write_bytes(page.screenshot())
+    log.info("screenshot %s", path)
+    return path
+
+
+def _assert_clean(page: Page, stack: Stack) -> None:
+    """No script error, and every request to the archive answered below 400."""
+    assert not page.errors(), page.errors()
+    failed = [(status, url) for status, url in page.responses()
+              if url.startswith(stack.url) and status >= 400]
+    assert not failed, failed
+
+
+def _by_name(rows: list[list[str]]) -> dict[str, list[str]]:
+    return {row[0]: row for row in rows if row}
+
+
+# --- services ----------------------------------------------------------------------------------
+
+
+def test_services_in_chinese_by_default(page: Page, stack: Stack, artifacts_dir: Path) -> None:
+    health = stack.wait_healthy()
+    page.open(stack.url + ROOT)
+    rows = _by_name(_rows(page, "services", len(health["services"]), "the services table"))
+    assert page.evaluate("location.pathname") == "/ui/services"  # / leads to the services page
+    for name in PROGRAMS:
+        assert name in rows, rows
+        assert rows[name][1] == "正常", rows[name]  # status tag "ok", in Chinese
+    by_name = {s["name"]: s for s in health["services"]}
+    for name, row in rows.items():
+        pid = by_name[name]["pid"]
+        assert row[2] == ("" if pid is None else str(pid)), (name, row)
+    assert rows["orthanc"][2] == str(stack.program_pid("orthanc"))
+    # since, in local time and zh-CN order (the container runs in UTC): 2026/12/02 06:32:11
+    since = by_name["orthanc"]["since"]
+    assert rows["orthanc"][3] == f"{since[0:4]}/{since[5:7]}/{since[8:10]} {since[11:19]}", rows["orthanc"]
+    text = _wait_text(page, "服务与健康状态", "每 5 秒自动刷新")
+    platform = health["platform"]
+    for label, value in (("Orthanc", platform["orthanc"]), ("Python 插件", platform["pythonPlugin"]),
+                         ("DICOMweb", platform["dicomWeb"]), ("GDCM", platform["gdcm"])):
+        assert label in text and value in text, (label, value)
+    assert page.evaluate("document.querySelector('[data-test=tenant]').innerText").split() \
+        == ["租户:", health["tenant"], "正常"]
+    assert page.evaluate("document.documentElement.lang") == "zh-CN"
+    assert "Services" not in text and "Jobs" not in text
+    _screenshot(page, artifacts_dir, "console-services-zh.png")
+    _assert_clean(page, stack)
+
+
+def test_services_in_english_with_lng_and_the_choice_sticks(page: Page, stack: Stack,
+                                                            artifacts_dir: Path) -> None:
+    page.open(f"{stack.url}{ROOT}services?lng=en")
+    rows = _by_name(_rows(page, "services", len(PROGRAMS), "the services table"))
+    for name in PROGRAMS:
+        assert rows[name][1] == "OK", rows[name]
+    text = _wait_text(page, "Services and health", "Refreshes every 5 s", "Python plugin")
+    assert "服务" not in text
+    assert page.evaluate("document.documentElement.lang") == "en"
+    _screenshot(page, artifacts_dir, "console-services-en.png")
+    # Reopened without ?lng=, on another page: still English.
+    page.open(f"{stack.url}{ROOT}jobs")
+    _wait_text(page, "Background jobs", "Any state")
+    assert page.evaluate("localStorage.getItem('archive.console.language')") == "en"
+    _assert_clean(page, stack)
+
+
+def test_the_language_switch(page: Page, stack: Stack, jobs: dict[str, dict[str, Any]]) -> None:
+    page.open(f"{stack.url}{ROOT}jobs?lng=en")
+    _wait_text(page, "Background jobs", "Total ")  # Element Plus's own pagination text, in English
+    _click(page, '[data-lang="zh-CN"]', "the 中文 button")
+    text = _wait_text(page, "后台任务", "共 ")  # ... and in Chinese, without a reload
+    assert "Background jobs" not in text
+    assert page.evaluate("localStorage.getItem('archive.console.language')") == "zh-CN"
+    _click(page, '[data-nav="/services"]', "the 服务 menu item")
+    _wait_text(page, "服务与健康状态")
+    assert page.evaluate("location.pathname") == "/ui/services"
+
+
+def test_the_services_page_says_when_the_api_is_unreachable(page: Page, stack: Stack) -> None:
+    page.open(f"{stack.url}{ROOT}services")
+    _rows(page, "services", len(PROGRAMS), "the services table")
+    supervisor = stack.supervisor().supervisor
+    supervisor.stopProcess("api")
+    try:
+        # The next 5-second refresh gets the door's error answer: a banner says so, with what
+        # the door said, and the last report stays on the page.
+        _wait(page, "!!document.querySelector('[data-test=health-error]')", "the error banner", 15)
+        banner = str(page.evaluate("document.querySelector('[data-test=health-error]').innerText"))
+        assert "无法获取归档的健康状态" in banner and "页面会自动重试。" in banner, banner
+        assert "HTTP 5" in banner, banner  # the door's status (the auth check or the proxy failed)
+        assert "orthanc" in _rows(page, "services", len(PROGRAMS), "the last report")[0][0]
+    finally:
+        supervisor.startProcess("api")
+    stack.wait_healthy()
+    _wait(page, "!document.querySelector('[data-test=health-error]')", "the banner to go", 15)
+
+
+# --- jobs --------------------------------------------------------------------------------------
+
+
+def test_jobs_list_in_chinese(page: Page, stack: Stack, jobs: dict[str, dict[str, Any]],
+                              artifacts_dir: Path) -> None:
+    ok, failing = jobs["ok"], jobs["failing"]
+    assert ok["state"] == "succeeded" and failing["state"] == "failed", jobs
+    total = requests.get(f"{stack.url}/api/jobs", timeout=10).json()["total"]
+    page.open(f"{stack.url}{ROOT}jobs")
+    rows = _by_name(_rows(page, "jobs", min(total, 20), "the jobs table"))
+    assert rows[str(ok["id"])][1:3] == ["archive.verify", "已成功"], rows
+    assert rows[str(failing["id"])][1:3] == ["archive.verify", "已失败"], rows
+    assert rows[str(failing["id"])][4] == f"{failing['attempts']}/{failing['maxAttempts']}"
+    _wait_text(page, "后台任务", f"共 {total} 条")
+    # Only the failed job offers a retry, neither offers a cancel.
+    assert page.evaluate(f"!!document.querySelector('.job-{failing['id']} [data-action=retry]')")
+    assert not page.evaluate(f"!!document.querySelector('.job-{ok['id']} [data-action]')")
+    _screenshot(page, artifacts_dir, "console-jobs-zh.png")
+    _assert_clean(page, stack)
+
+    # The state filter goes to the API and into the URL.
+    _click(page, '[data-test="filter-state"]', "the state filter")
+    page.click(*_centre(page, "[...document.querySelectorAll('.el-select-dropdown__item')]"
+                              ".find(o => o.innerText.trim() === '已失败' && o.getBoundingClientRect().width > 0)",
+                        "the 已失败 option"))
+    _wait(page, "location.search === '?state=failed'", "the filter in the URL")
+    failed_only = _wait(page, f"""(() => {{ const r = {_ROWS}('jobs');
+        return r.length && !r.some(row => row[0] === '{ok["id"]}') ? r : null; }})()""",
+                        "only failed jobs")
+    assert all(row[2] == "已失败" for row in failed_only), failed_only
+    assert str(failing["id"]) in {row[0] for row in failed_only}
+
+
+def test_job_detail_and_retry_in_english(page: Page, stack: Stack, jobs: dict[str, dict[str, Any]],
+                                        artifacts_dir: Path) -> None:
+    failing = jobs["failing"]
+    job_id = failing["id"]
+    page.open(f"{stack.url}{ROOT}jobs?lng=en")
+    rows = _by_name(_rows(page, "jobs", 2, "the jobs table"))
+    assert rows[str(job_id)][2] == "Failed"
+    # A click on the row opens the job's page.
+    _click(page, f".job-{job_id} td:nth-child(2)", "the failed job's row")
+    _wait(page, f"location.pathname === '/ui/jobs/{job_id}'", "the job's page")
+    text = _wait_text(page, f"Job {job_id}", "Last error", failing["lastError"], "Parameters",
+                      failing["params"]["study"], "Retry")
+    for label in ("Created", "Updated", "Started", "Finished", "Attempts", "Kind", "Tenant"):
+        assert label in text, label
+    _screenshot(page, artifacts_dir, "console-job-detail-en.png")
+    _assert_clean(page, stack)
+
+    _click(page, '.job-page [data-action="retry"]', "the Retry button")
+    _wait_text(page, f"Retry job {job_id} (archive.verify)?")
+    _click(page, ".el-message-box__btns .el-button--primary", "Yes")
+    _wait_text(page, f"Job {job_id} is queued again")
+    again = _settled(stack, job_id)  # the worker ran it once more (and it failed once more)
+    assert again["updatedAt"] > failing["updatedAt"], (again, failing)
+    assert again["state"] == "failed"
+
+
+def test_the_api_problem_is_shown(page: Page, stack: Stack) -> None:
+    answer = requests.get(f"{stack.url}/api/jobs/987654321", timeout=10)
+    assert answer.status_code == 404 and answer.headers["Content-Type"].startswith("application/problem+json")
+    problem = answer.json()
+    page.open(f"{stack.url}{ROOT}jobs/987654321?lng=en")
+    _wait_text(page, problem["title"], problem["detail"], "HTTP 404", "No such job")
+    page.open(f"{stack.url}{ROOT}jobs/987654321?lng=zh")
+    _wait_text(page, problem["detail"], "任务不存在")
+
+
+def test_deep_links_and_assets(stack: Stack, console_build: Path) -> None:
+    """The door answers index.html for client routes, the assets as files, a missing one 404."""
+    for path in ("/ui/", "/ui/services", "/ui/jobs/12?lng=en", "/ui/jobs"):
+        response = requests.get(stack.url + path, timeout=10)
+        assert response.status_code == 200, path
+        assert '<div id="app">' in response.text and 'src="/ui/assets/' in response.text, path
+    assets = sorted(p.name for p in (console_build / "assets").iterdir())
+    assert any(a.endswith(".js") for a in assets) and any(a.endswith(".css") for a in assets)
+    for name in assets:
+        assert requests.get(f"{stack.url}/ui/assets/{name}", timeout=10).status_code == 200, name
+    assert requests.get(f"{stack.url}/ui/assets/index-0000dead.js", timeout=10).status_code == 404
