@@ -1,7 +1,41 @@
 #!/usr/bin/env bash
-# Archive container entrypoint: check the rendered configuration, then hand over to the
-# orthancteam/orthanc entrypoint, which substitutes ${VAR}s in /etc/orthanc/*.json, applies
-# ORTHANC__* variables, enables the plugins named by *_PLUGIN_ENABLED and execs Orthanc.
+# Entrypoint of the archive image: one role per container (docker/compose.yaml), running the
+# commands of the launcher's supervisord programs (services/archive_door/programs.py).
+#
+#   render   check the configuration with the container's environment (render_config.py: refuses
+#            missing variables and change-me secrets), then `archive_door render`: migrations,
+#            internal credential, DATA/run/ (nginx.conf, Orthanc's configuration …). One-shot.
+#   orthanc  Orthanc with the rendered configuration, through the base image's entrypoint (which
+#            enables the plugins); the thread-stack shim preloaded.
+#   api | worker | door   the API service, a job worker ($ARCHIVE_WORKER_NAME), nginx.
+#   (anything else)       the image alone: check, then the base image's entrypoint with "$@".
 set -euo pipefail
-python3 "$ARCHIVE_HOME/docker/render_config.py" check /etc/orthanc/archive.json
-exec /docker-entrypoint.sh "$@"
+run="$ARCHIVE_DATA/run"
+python="$ARCHIVE_VENV/bin/python"
+
+case "${1:-}" in
+  render)
+    python3 "$ARCHIVE_HOME/docker/render_config.py" check /etc/orthanc/archive.json \
+      --out "$ARCHIVE_DATA/config/archive.json"
+    exec "$python" -m archive_door render --config "$ARCHIVE_DATA/config" --data "$ARCHIVE_DATA"
+    ;;
+  orthanc)
+    # The launcher's rendering adds the internal credential and enforces the internal port.
+    install -m 0600 "$run/orthanc/archive.json" /etc/orthanc/archive.json
+    export LD_PRELOAD="$ARCHIVE_HOME/.cache/lib/libarchive-thread-stack.so"
+    exec /docker-entrypoint.sh /tmp/orthanc.json
+    ;;
+  api)
+    exec "$python" -m archive_api --config "$run/orthanc"
+    ;;
+  worker)
+    exec "$python" -m archive_worker --config "$run/orthanc" --name "${ARCHIVE_WORKER_NAME:-worker-1}"
+    ;;
+  door)
+    exec "$python" -m archive_door nginx --run "$run" --nginx /usr/sbin/nginx
+    ;;
+  *)
+    python3 "$ARCHIVE_HOME/docker/render_config.py" check /etc/orthanc/archive.json
+    exec /docker-entrypoint.sh "$@"
+    ;;
+esac

@@ -181,6 +181,8 @@ def main(argv: list[str] | None = None) -> int:
     m.add_argument("--out", type=Path, required=True)
     c = sub.add_parser("check", help="start time: render with the environment and validate")
     c.add_argument("config", type=Path)
+    c.add_argument("--out", type=Path, default=None,
+                   help="also write the rendered configuration there (the launcher's input)")
     args = parser.parse_args(argv)
     try:
         if args.command == "merge":
@@ -189,7 +191,11 @@ def main(argv: list[str] | None = None) -> int:
             args.out.parent.mkdir(parents=True, exist_ok=True)
             args.out.write_text(text, encoding="utf-8")
         else:
-            check(args.config.read_text(encoding="utf-8"), os.environ)
+            rendered = check(args.config.read_text(encoding="utf-8"), os.environ)
+            if args.out is not None:
+                args.out.parent.mkdir(parents=True, exist_ok=True)
+                args.out.write_text(json.dumps(rendered, indent=2, ensure_ascii=False), encoding="utf-8")
+                args.out.chmod(0o600)
     except (RenderError, OSError, ValueError) as exc:
         print(f"[archive] configuration error: {exc}", file=sys.stderr)
         return 2

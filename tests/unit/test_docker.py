@@ -22,7 +22,7 @@ from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import Any, cast
 
 import pytest
 import yaml
@@ -39,7 +39,11 @@ DOCKERFILE = DOCKER / "Dockerfile"
 DOCKERIGNORE = DOCKER / "Dockerfile.dockerignore"
 
 # Services every production archive has (docker/README.md).
-EXPECTED_SERVICES = {"archive", "postgres", "minio"}
+EXPECTED_SERVICES = {"render", "archive", "api", "worker", "door", "postgres", "minio"}
+# The archive's processes (the launcher's supervisord programs), one container each, and the
+# entrypoint role each runs (docker/entrypoint.sh).
+ARCHIVE_ROLES = {"render": "render", "archive": "orthanc", "api": "api", "worker": "worker",
+                 "door": "door"}
 
 
 def _load_render_config() -> ModuleType:
@@ -73,12 +77,12 @@ def env_example() -> dict[str, str]:
 @pytest.fixture(scope="module")
 def compose(compose_raw: dict[str, Any], env_example: dict[str, str]) -> dict[str, Any]:
     """compose.yaml as Compose sees it with docker/.env copied from .env.example."""
-    return lint.interpolate_tree(compose_raw, env_example)
+    return cast(dict[str, Any], lint.interpolate_tree(compose_raw, env_example))
 
 
 @pytest.fixture(scope="module")
 def services(compose: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    return compose["services"]
+    return cast(dict[str, dict[str, Any]], compose["services"])
 
 
 @pytest.fixture(scope="module")
@@ -120,13 +124,13 @@ def container_env(final_stage: lint.Stage, services: dict[str, dict[str, Any]]) 
 @pytest.fixture(scope="module")
 def merged_text() -> str:
     """/etc/orthanc/archive.json as the image build writes it."""
-    return render_config.dumps(render_config.merge(REPO / "config", DOCKER / "config"))
+    return str(render_config.dumps(render_config.merge(REPO / "config", DOCKER / "config")))
 
 
 @pytest.fixture(scope="module")
 def rendered(merged_text: str, container_env: dict[str, str]) -> dict[str, Any]:
     """What Orthanc reads in the container after the placeholders are filled."""
-    return render_config.render(merged_text, container_env)
+    return cast(dict[str, Any], render_config.render(merged_text, container_env))
 
 
 # --- Compose: structure ------------------------------------------------------------------------
@@ -482,7 +486,9 @@ def test_rendered_configuration(rendered: dict[str, Any], env_example: dict[str,
     }
     assert rendered["Plugins"] == ["/usr/share/orthanc/plugins"]
     assert rendered["DicomAet"] == env_example["ARCHIVE_AET"]
-    assert (rendered["HttpPort"], rendered["DicomPort"]) == (8042, 4242)
+    # Orthanc's HTTP port is internal; the door has 8042, on every interface of the container.
+    assert (rendered["HttpPort"], rendered["DicomPort"]) == (18042, 4242)
+    assert settings.door.http_port == 8042 and settings.door.listen_address == "0.0.0.0"
     assert container_env["ARCHIVE_ADMIN_USER"] == env_example["ARCHIVE_ADMIN_USER"]
 
 
@@ -619,3 +625,62 @@ def test_healthcheck_script_without_a_server() -> None:
     result = subprocess.run([sys.executable, str(DOCKER / "healthcheck.py")], env=env,
                             capture_output=True, text=True, timeout=30)
     assert result.returncode == 1 and "unhealthy" in result.stdout
+
+
+# --- the archive's processes as containers ------------------------------------------------------
+
+
+def test_archive_processes_are_containers_of_one_image(services: dict[str, dict[str, Any]]) -> None:
+    image = services["archive"]["image"]
+    for name, role in ARCHIVE_ROLES.items():
+        svc = services[name]
+        assert svc["image"] == image, f"{name} runs another image"
+        assert svc["command"] == [role], f"{name}: entrypoint role {role!r}"
+        volumes = [v.split(":")[1] for v in svc["volumes"]]
+        assert "/var/lib/regional-archive" in volumes, f"{name} needs the data volume (run folder)"
+        env = lint.environment_mapping(svc["environment"])
+        assert env["ARCHIVE_DB_HOST"] == "postgres" and env["ARCHIVE_ORTHANC"] == "Orthanc"
+    for name in ("api", "worker", "door"):
+        # Loopback is shared with Orthanc's container: RemoteAccessAllowed stays false.
+        assert services[name]["network_mode"] == "service:archive", name
+        assert "ports" not in services[name], f"{name}: ports are published by 'archive'"
+        assert lint.depends_on_mapping(services[name]["depends_on"])["archive"]["condition"] == (
+            "service_healthy")
+    assert lint.depends_on_mapping(services["archive"]["depends_on"])["render"]["condition"] == (
+        "service_completed_successfully")
+
+
+def test_entrypoint_roles_run_the_launchers_programs() -> None:
+    """docker/entrypoint.sh runs, per role, the command of the supervisord program of that name."""
+    from archive_door.layout import Executables, Layout
+    from archive_door.programs import programs
+
+    text = (DOCKER / "entrypoint.sh").read_text()
+    for role in set(ARCHIVE_ROLES.values()):
+        assert f"\n  {role})\n" in text, f"entrypoint.sh has no {role!r} role"
+    layout = Layout(home=Path("/opt/archive"), data=Path("/var/lib/regional-archive"),
+                    state=Path("/var/lib/regional-archive/state"))
+    executables = Executables(python="/opt/archive/venv/bin/python", orthanc="Orthanc",
+                              nginx="/usr/sbin/nginx", plugin_venv="/opt/archive/venv",
+                              thread_stack_shim=Path("/opt/archive/.cache/lib/x.so"))
+    settings = parse_settings({"Archive": {"StateDirectory": "/s", "Viewer": {"Directory": "/v"}}})
+    by_name = {p.name: p for p in programs(settings, layout, executables)}
+    for name in ("api", "worker-1", "door"):
+        line = " ".join(by_name[name].command).replace(executables.python, '"$python"', 1)
+        line = line.replace(f"{layout.run}/orthanc", '"$run/orthanc"')
+        line = line.replace(f"--run {layout.run}", '--run "$run"')
+        line = line.replace("--name worker-1", '--name "${ARCHIVE_WORKER_NAME:-worker-1}"')
+        assert f"exec {line}\n" in text, f"{name}: exec {line}"
+    assert "archive_door render --config" in text
+    assert 'LD_PRELOAD="$ARCHIVE_HOME/.cache/lib/libarchive-thread-stack.so"' in text
+
+
+def test_image_has_the_door_and_the_services(final_stage: lint.Stage, stages: list[lint.Stage]) -> None:
+    runs = " ".join(ins.rest for ins in final_stage.all("RUN"))
+    assert "nginx-light" in runs and "policy-rc.d" in runs
+    assert "archive-services.pth" in runs
+    assert _copy_destination(final_stage, "services/") == "/opt/archive/services/"
+    shim = _copy_destination(final_stage, "/tmp/libarchive-thread-stack.so")
+    assert shim == "/opt/archive/.cache/lib/libarchive-thread-stack.so"
+    deps = " ".join(ins.rest for s in stages if s.name == "python-deps" for ins in s.all("RUN"))
+    assert '"services"' in deps and '"launcher"' in deps
