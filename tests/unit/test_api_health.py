@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from archive_api.health import platform_name
+from archive_api.health import door_health_url, platform_name
 from archive_api.supervisor import all_process_info
 from testkit.orthanc_process import free_port
 from testkit.processes import stop_process
@@ -176,3 +176,10 @@ startsecs=0
         assert by_name["door"]["detail"].startswith("supervisord: EXITED")
     finally:
         stop_process(process)
+
+
+def test_door_health_is_asked_on_loopback(tmp_path: Path) -> None:
+    env = make_env(tmp_path, archive={"Door": {"ListenAddress": "0.0.0.0", "HttpPort": 8080}})
+    assert door_health_url(env.config) == "http://127.0.0.1:8080/door-health"
+    env = make_env(tmp_path / "b", archive={"Door": {"ListenAddress": "10.1.2.3"}})
+    assert door_health_url(env.config) == "http://10.1.2.3:8042/door-health"

@@ -7,6 +7,8 @@ the integration tests run for ``archive.verify``.
 from __future__ import annotations
 
 import logging
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -180,3 +182,14 @@ def test_kinds_modules_extend_the_table(tmp_path: Path) -> None:
 
 #: Read by ``test_kinds_modules_extend_the_table`` as a ``--kinds-module``.
 KINDS: dict[str, Handler] = {"test.count": counting}
+
+
+@pytest.mark.parametrize("module", ["archive_worker", "archive_api"])
+def test_services_refuse_to_start_without_the_internal_credential(env: Env,
+                                                                   module: str) -> None:
+    argv = [sys.executable, "-m", module, "--config", str(env.config.path)]
+    if module == "archive_worker":
+        argv += ["--name", "worker-1"]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1
+    assert "internal-credential.json does not exist" in done.stderr
