@@ -46,8 +46,8 @@ _ROWS = """
 @pytest.fixture(scope="module")
 def console_build() -> Path:
     """The console, built from the committed sources (instant when scripts/setup built it)."""
-    done = subprocess.run([str(REPO / "scripts" / "install-console")], capture_output=True, text=True,
-                          timeout=600, check=False)
+    done = subprocess.run([str(REPO / "scripts" / "install-console")], capture_output=True,
+                          text=True, timeout=600, check=False)
     if done.returncode != 0:
         pytest.fail("scripts/install-console failed (it needs the npm registry the first time):\n"
                     + done.stdout[-2000:] + done.stderr[-2000:])
@@ -65,8 +65,9 @@ def stack(console_build: Path, tmp_path_factory: pytest.TempPathFactory) -> Iter
 
 @pytest.fixture(scope="module")
 def chromium(tmp_path_factory: pytest.TempPathFactory, artifacts_dir: Path) -> Iterator[Chromium]:
-    browser = Chromium(tmp_path_factory.mktemp("console-chromium"), artifacts_dir / "console-chromium.log",
-                       width=1400, height=900, network=True, keep_events=None)
+    browser = Chromium(tmp_path_factory.mktemp("console-chromium"),
+                       artifacts_dir / "console-chromium.log", width=1400, height=900,
+                       network=True, keep_events=None)
     try:
         yield browser
     finally:
@@ -90,10 +91,11 @@ def jobs(stack: Stack) -> dict[str, dict[str, Any]]:
     names = [k["name"] for k in kinds.json()]
     assert "archive.verify" in names, names
     made = {}
-    for name, params in (("ok", {}), ("failing", {"study": f"no-such-study-{uuid.uuid4().hex[:8]}"})):
-        response = requests.post(f"{stack.url}/api/jobs", json={
-            "kind": "archive.verify", "params": params, "idempotencyKey": f"console-{name}-{uuid.uuid4()}"},
-            timeout=10)
+    missing = {"study": f"no-such-study-{uuid.uuid4().hex[:8]}"}
+    for name, params in (("ok", {}), ("failing", missing)):
+        body = {"kind": "archive.verify", "params": params,
+                "idempotencyKey": f"console-{name}-{uuid.uuid4()}"}
+        response = requests.post(f"{stack.url}/api/jobs", json=body, timeout=10)
         assert response.status_code == 201, response.text
         made[name] = response.json()
     return {name: _settled(stack, job["id"]) for name, job in made.items()}
@@ -163,8 +165,9 @@ def _click(page: Page, selector: str, what: str) -> None:
 
 
 def _screenshot(page: Page, artifacts_dir: Path, name: str) -> Path:
-    page.evaluate("new Promise(done => requestAnimationFrame(() => requestAnimationFrame(() => done(true))))",
-                  await_promise=True)
+    painted = ("new Promise(done => requestAnimationFrame("
+               "() => requestAnimationFrame(() => done(1))))")
+    page.evaluate(painted, await_promise=True)  # what was scheduled has been drawn
     path = artifacts_dir / name
     path.write_bytes(page.screenshot())
     log.info("screenshot %s", path)
@@ -201,10 +204,12 @@ def test_services_in_chinese_by_default(page: Page, stack: Stack, artifacts_dir:
     assert rows["orthanc"][2] == str(stack.program_pid("orthanc"))
     # since, in local time and zh-CN order (the container runs in UTC): 2026/12/02 06:32:11
     since = by_name["orthanc"]["since"]
-    assert rows["orthanc"][3] == f"{since[0:4]}/{since[5:7]}/{since[8:10]} {since[11:19]}", rows["orthanc"]
+    shown = f"{since[0:4]}/{since[5:7]}/{since[8:10]} {since[11:19]}"
+    assert rows["orthanc"][3] == shown, rows["orthanc"]
     text = _wait_text(page, "服务与健康状态", "每 5 秒自动刷新")
     platform = health["platform"]
-    for label, value in (("Orthanc", platform["orthanc"]), ("Python 插件", platform["pythonPlugin"]),
+    for label, value in (("Orthanc", platform["orthanc"]),
+                         ("Python 插件", platform["pythonPlugin"]),
                          ("DICOMweb", platform["dicomWeb"]), ("GDCM", platform["gdcm"])):
         assert label in text and value in text, (label, value)
     assert page.evaluate("document.querySelector('[data-test=tenant]').innerText").split() \
@@ -254,7 +259,8 @@ def test_the_services_page_says_when_the_api_is_unreachable(page: Page, stack: S
         # the door said, and the last report stays on the page.
         _wait(page, "!!document.querySelector('[data-test=health-error]')", "the error banner", 15)
         banner = str(page.evaluate("document.querySelector('[data-test=health-error]').innerText"))
-        assert "无法获取归档的健康状态" in banner and "页面会自动重试。" in banner, banner
+        assert "无法获取归档的健康状态" in banner, banner
+        assert "页面会自动重试。" in banner, banner
         assert "HTTP 5" in banner, banner  # the door's status (the auth check or the proxy failed)
         assert "orthanc" in _rows(page, "services", len(PROGRAMS), "the last report")[0][0]
     finally:
@@ -285,9 +291,9 @@ def test_jobs_list_in_chinese(page: Page, stack: Stack, jobs: dict[str, dict[str
 
     # The state filter goes to the API and into the URL.
     _click(page, '[data-test="filter-state"]', "the state filter")
-    page.click(*_centre(page, "[...document.querySelectorAll('.el-select-dropdown__item')]"
-                              ".find(o => o.innerText.trim() === '已失败' && o.getBoundingClientRect().width > 0)",
-                        "the 已失败 option"))
+    finder = ("[...document.querySelectorAll('.el-select-dropdown__item')].find(o =>"
+              " o.innerText.trim() === '已失败' && o.getBoundingClientRect().width > 0)")
+    page.click(*_centre(page, finder, "the 已失败 option"))
     _wait(page, "location.search === '?state=failed'", "the filter in the URL")
     failed_only = _wait(page, f"""(() => {{ const r = {_ROWS}('jobs');
         return r.length && !r.some(row => row[0] === '{ok["id"]}') ? r : null; }})()""",
@@ -324,7 +330,8 @@ def test_job_detail_and_retry_in_english(page: Page, stack: Stack, jobs: dict[st
 
 def test_the_api_problem_is_shown(page: Page, stack: Stack) -> None:
     answer = requests.get(f"{stack.url}/api/jobs/987654321", timeout=10)
-    assert answer.status_code == 404 and answer.headers["Content-Type"].startswith("application/problem+json")
+    assert answer.status_code == 404
+    assert answer.headers["Content-Type"].startswith("application/problem+json")
     problem = answer.json()
     page.open(f"{stack.url}{ROOT}jobs/987654321?lng=en")
     _wait_text(page, problem["title"], problem["detail"], "HTTP 404", "No such job")
