@@ -300,7 +300,8 @@ def _merge_processes(services: list[ServiceStatus], processes: Any) -> None:
         return
     by_name = {p.name: p for p in processes}
     for service in services:
-        info = by_name.get(service.name)
+        # the plugin lives inside Orthanc's process
+        info = by_name.get("orthanc" if service.name == "plugin" else service.name)
         if info is None:
             continue
         service.pid = info.pid or service.pid

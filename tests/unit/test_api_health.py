@@ -143,6 +143,9 @@ supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface
 [program:worker-1]
 command=sleep 60
 startsecs=0
+[program:orthanc]
+command=sleep 60
+startsecs=0
 [program:door]
 command=false
 autorestart=false
@@ -159,8 +162,9 @@ startsecs=0
                     states = {p.name: p for p in all_process_info(sock)}
                 except OSError:
                     states = {}
-                if states.get("worker-1") and states["worker-1"].state == "RUNNING" and \
-                        states.get("door") and states["door"].state == "EXITED":
+                wanted = {"worker-1": "RUNNING", "orthanc": "RUNNING", "door": "EXITED"}
+                if all(name in states and states[name].state == state
+                       for name, state in wanted.items()):
                     break
             time.sleep(0.1)
         assert states["worker-1"].state == "RUNNING" and states["worker-1"].pid
@@ -172,6 +176,7 @@ startsecs=0
         with TestClient(env.app()) as client:
             by_name = services(client.get("/api/health").json())
         assert by_name["worker-1"]["pid"] == states["worker-1"].pid
+        assert by_name["orthanc"]["pid"] == by_name["plugin"]["pid"] == states["orthanc"].pid
         assert by_name["door"]["status"] == "down"
         assert by_name["door"]["detail"].startswith("supervisord: EXITED")
     finally:
