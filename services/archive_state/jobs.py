@@ -181,6 +181,8 @@ class JobQueue:
             raise ValueError("a job needs a kind")
         if idempotency_key == "":
             raise ValueError("an idempotency key must not be empty (use None for no key)")
+        if run_after is not None and run_after.tzinfo is None:
+            raise ValueError("run_after must be an aware datetime (UTC)")
         attempts_allowed = self.settings.max_attempts if max_attempts is None else max_attempts
         if attempts_allowed < 1:
             raise ValueError("max_attempts must be at least 1")
@@ -249,6 +251,11 @@ class JobQueue:
             .limit(1)
             .with_for_update(skip_locked=True)
         )
+        # Idle workers poll often: look without the write lock first, so that on SQLite an
+        # empty poll never makes Orthanc's outbox appends wait.
+        with read(self._engine) as conn:
+            if conn.execute(select(_c.id).where(claimable).limit(1)).first() is None:
+                return None
         with write(self._engine) as conn:
             for _ in range(_MAX_GIVE_UPS_PER_CLAIM):
                 row = conn.execute(pick).first()

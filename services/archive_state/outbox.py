@@ -109,6 +109,8 @@ class Outbox:
         ``handler`` raises, the cursor stays and the exception propagates."""
         if limit < 1:
             raise ValueError("limit must be at least 1")
+        if self.pending(consumer) == 0:  # without the write lock: idle consumers poll often
+            return 0
         now = self._clock()
         with write(self._engine) as conn:
             conn.execute(

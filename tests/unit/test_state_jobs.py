@@ -77,6 +77,12 @@ class QueueContract:
         with pytest.raises(ValueError, match="JSON"):
             queue.enqueue("k", {"when": T0})
 
+    def test_times_must_be_aware(self, queue: JobQueue) -> None:
+        with pytest.raises(ValueError, match="aware"):
+            queue.enqueue("k", {}, run_after=datetime(2026, 1, 5, 9, 0))
+        with pytest.raises(ValueError, match="max_attempts"):
+            queue.enqueue("k", {}, max_attempts=0)
+
     def test_same_idempotency_key_returns_the_existing_job(self, queue: JobQueue) -> None:
         first = queue.enqueue("verify-study", {"study": "abc"}, idempotency_key="verify:abc")
         again = queue.enqueue("verify-study", {"study": "abc"}, idempotency_key="verify:abc")

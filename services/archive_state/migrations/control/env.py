@@ -6,8 +6,9 @@ from alembic import context
 from sqlalchemy.engine import Connection
 
 _config = context.config
-_connection = _config.attributes["connection"]
-assert isinstance(_connection, Connection), "run through archive_state.db.migrate()"
+_connection = _config.attributes.get("connection")
+if not isinstance(_connection, Connection):
+    raise RuntimeError("run these migrations through archive_state.db.migrate()")
 context.configure(
     connection=_connection,
     version_table=_config.get_main_option("version_table") or "alembic_version_control",
