@@ -29,6 +29,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # httpx logs every request at INFO: one line per Orthanc call would drown the log.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     try:
         config = load(args.config)
         load_credential(config.archive.state_directory)

@@ -104,6 +104,16 @@ def _error(response: httpx.Response, method: str, path: str) -> OrthancHttpError
     return error
 
 
+#: Orthanc closes an idle keep-alive connection after its ``KeepAliveTimeout`` (1 s by default).
+#: A pooled connection kept longer is reused just as Orthanc closes it and the request fails with
+#: a ReadError (seen under load); so the pool lets connections go sooner, and a request whose
+#: connection broke before any answer is sent once more (every call we make is idempotent).
+KEEPALIVE_EXPIRY = 0.5
+LIMITS = httpx.Limits(max_connections=32, max_keepalive_connections=16,
+                      keepalive_expiry=KEEPALIVE_EXPIRY)
+_RETRIED = (httpx.ReadError, httpx.RemoteProtocolError, httpx.WriteError)
+
+
 class AsyncOrthanc:
     """Asynchronous client for the API service (one connection pool per process)."""
 
@@ -112,7 +122,7 @@ class AsyncOrthanc:
         auth = (credential.username, credential.password) if credential else None
         self.base_url = base_url
         self._client = httpx.AsyncClient(base_url=base_url, auth=auth, timeout=timeout,
-                                         transport=transport)
+                                         transport=transport, limits=LIMITS)
 
     async def request(self, method: str, path: str, *, timeout: float | None = None,
                       json_body: Any = None, headers: Mapping[str, str] | None = None,
@@ -125,8 +135,12 @@ class AsyncOrthanc:
         if timeout is not None:
             kwargs["timeout"] = timeout
         try:
-            response = await self._client.request(method, url, json=json_body,
-                                                  headers=dict(headers or {}), **kwargs)
+            try:
+                response = await self._client.request(method, url, json=json_body,
+                                                      headers=dict(headers or {}), **kwargs)
+            except _RETRIED:
+                response = await self._client.request(method, url, json=json_body,
+                                                      headers=dict(headers or {}), **kwargs)
         except httpx.TransportError as exc:
             raise OrthancUnreachable(f"{method} {path}: {type(exc).__name__}: {exc}") from exc
         if response.status_code >= 400:
@@ -151,11 +165,14 @@ class SyncOrthanc:
         auth = (credential.username, credential.password) if credential else None
         self.base_url = base_url
         self._client = httpx.Client(base_url=base_url, auth=auth, timeout=timeout,
-                                    transport=transport)
+                                    transport=transport, limits=LIMITS)
 
     def request(self, method: str, path: str, *, json_body: Any = None) -> httpx.Response:
         try:
-            response = self._client.request(method, path, json=json_body)
+            try:
+                response = self._client.request(method, path, json=json_body)
+            except _RETRIED:
+                response = self._client.request(method, path, json=json_body)
         except httpx.TransportError as exc:
             raise OrthancUnreachable(f"{method} {path}: {type(exc).__name__}: {exc}") from exc
         if response.status_code >= 400:

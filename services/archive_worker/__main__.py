@@ -35,6 +35,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO,
                         format=f"%(asctime)s %(levelname)s {args.name} %(name)s: %(message)s")
+    # httpx logs every request at INFO: one line per Orthanc call would drown the log.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     try:
         config = load(args.config)
         credential = load_credential(config.archive.state_directory)

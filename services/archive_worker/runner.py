@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -62,6 +63,12 @@ class Worker:
         self._stop.set()
 
     @property
+    def lease_owner(self) -> str:
+        """Who holds a claimed job: name, host and pid, unique when several machines share a
+        PostgreSQL state database (each may run a ``worker-1``)."""
+        return f"{self.name}@{socket.gethostname()}:{os.getpid()}"
+
+    @property
     def stopping(self) -> bool:
         return self._stop.is_set()
 
@@ -95,7 +102,7 @@ class Worker:
         if self.stopping:
             return busy
         try:
-            job = self.queue.claim(self.name, kinds=list(self.kinds))
+            job = self.queue.claim(self.lease_owner, kinds=list(self.kinds))
         except Exception:
             log.exception("%s: claiming a job failed", self.name)
             return busy
@@ -142,7 +149,7 @@ class Worker:
             self._fail(job, f"{type(exc).__name__}: {exc}", retryable=True)
         else:
             try:
-                self.queue.succeed(job.id, self.name, result)
+                self.queue.succeed(job.id, self.lease_owner, result)
             except QueueLeaseLost:
                 log.warning("%s: job %s finished after its lease was lost; result dropped",
                             self.name, job.id)
@@ -151,7 +158,7 @@ class Worker:
 
     def _fail(self, job: Job, error: str, *, retryable: bool) -> None:
         try:
-            self.queue.fail(job.id, self.name, error[:MAX_ERROR], retryable=retryable)
+            self.queue.fail(job.id, self.lease_owner, error[:MAX_ERROR], retryable=retryable)
         except QueueLeaseLost:
             log.warning("%s: job %s: lease lost before reporting %r", self.name, job.id, error)
 
@@ -165,10 +172,10 @@ class Worker:
             if now - last[0] < self.progress_interval and done != total:
                 return
             last[0] = now
-            if self.queue.heartbeat(job.id, self.name, done=done, total=total, message=message):
+            if self.queue.heartbeat(job.id, self.lease_owner, done=done, total=total, message=message):
                 return
             current = self.queue.get(job.id)
-            if current.cancel_requested and current.lease_owner == self.name:
+            if current.cancel_requested and current.lease_owner == self.lease_owner:
                 raise JobCancelled(f"job {job.id}: cancel asked")
             raise LeaseLost(f"job {job.id}: lease lost to {current.lease_owner}")
 
