@@ -15,8 +15,10 @@ import subprocess
 import time
 import uuid
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 import requests
@@ -31,6 +33,8 @@ log = logging.getLogger(__name__)
 
 ROOT = "/ui/"
 TIMEOUT = 30.0
+#: The browser's time zone: the console shows times in it, whatever the machine's zone is.
+ZONE = "Asia/Shanghai"
 PROGRAMS = ("orthanc", "api", "worker-1", "door")
 
 #: The rows of a table marked ``data-test=NAME``: each row's cells' text.
@@ -69,6 +73,7 @@ def chromium(tmp_path_factory: pytest.TempPathFactory, artifacts_dir: Path) -> I
                        artifacts_dir / "console-chromium.log", width=1400, height=900,
                        network=True, keep_events=None)
     try:
+        browser.tab.call("Emulation.setTimezoneOverride", timezoneId=ZONE)
         yield browser
     finally:
         browser.stop()
@@ -202,10 +207,10 @@ def test_services_in_chinese_by_default(page: Page, stack: Stack, artifacts_dir:
         pid = by_name[name]["pid"]
         assert row[2] == ("" if pid is None else str(pid)), (name, row)
     assert rows["orthanc"][2] == str(stack.program_pid("orthanc"))
-    # since, in local time and zh-CN order (the container runs in UTC): 2026/12/02 06:32:11
-    since = by_name["orthanc"]["since"]
-    shown = f"{since[0:4]}/{since[5:7]}/{since[8:10]} {since[11:19]}"
-    assert rows["orthanc"][3] == shown, rows["orthanc"]
+    # since: the API's UTC instant, shown in the browser's zone, in zh-CN order
+    since = datetime.fromisoformat(by_name["orthanc"]["since"].replace("Z", "+00:00"))
+    shown = since.astimezone(ZoneInfo(ZONE)).strftime("%Y/%m/%d %H:%M:%S")
+    assert rows["orthanc"][3] == shown, (rows["orthanc"], since)
     text = _wait_text(page, "服务与健康状态", "每 5 秒自动刷新")
     platform = health["platform"]
     for label, value in (("Orthanc", platform["orthanc"]),
