@@ -81,9 +81,9 @@ def migrate(settings: ArchiveSettings) -> None:
     from archive_state.db import migrate as run_migrations
 
     Path(settings.state_directory).mkdir(parents=True, exist_ok=True)
-    for tree, url in (("control", control_database_url(settings)), ("state", state_database_url(settings))):
-        revision = run_migrations(url, tree)  # type: ignore[arg-type]
-        log.info("%s database at revision %s", tree, revision)
+    # archive_state logs the revision each database is at.
+    run_migrations(control_database_url(settings), "control")
+    run_migrations(state_database_url(settings), "state")
 
 
 def prepare(config: Path, data: Path, platform: PlatformName | None = None,

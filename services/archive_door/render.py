@@ -70,7 +70,8 @@ def _fill(stage: Path, configuration: Configuration, env: Mapping[str, str], lay
     listed = programs.programs(settings, layout, executables)
     environment = programs.common_environment(layout, executables)
     (stage / layout.supervisord_conf.name).write_text(
-        supervisor.render_supervisord(layout, listed, environment, f"archive-{settings.tenant}"),
+        supervisor.render_supervisord(layout, listed, environment, f"archive-{settings.tenant}",
+                                      user="root" if os.geteuid() == 0 else None),
         encoding="utf-8")
 
     writable = [stage / "tmp", stage / "cache"]

@@ -39,7 +39,9 @@ def _environment(env: Mapping[str, str]) -> str:
 
 
 def render_supervisord(layout: Layout, programs: Sequence[Program], environment: Mapping[str, str],
-                       identifier: str) -> str:
+                       identifier: str, user: str | None = None) -> str:
+    """The configuration; ``user`` (``root`` when started as root) says that supervisord is meant
+    to keep running as that user rather than drop privileges."""
     lines = [
         "; The archive's processes, run by supervisord in the foreground. Written by",
         "; `python -m archive_door run` at each start: edit the configuration, not this file.",
@@ -47,12 +49,14 @@ def render_supervisord(layout: Layout, programs: Sequence[Program], environment:
         f";   supervisorctl -c {layout.supervisord_conf} restart api",
         "; Ctrl-C (or SIGTERM to supervisord) stops the door, the workers, the API, then Orthanc.",
         "",
+        "; Only the owner may connect (mode 0700): the socket itself is the access control.",
         "[unix_http_server]",
         f"file={layout.supervisor_socket}",
         "chmod=0700",
         "",
         "[supervisord]",
         "nodaemon=true",
+        *([f"user={user}"] if user else []),
         f"identifier={identifier}",
         f"logfile={layout.logs / 'supervisord.log'}",
         f"logfile_maxbytes={LOG_MAX_BYTES}",
