@@ -52,7 +52,7 @@ class InternalAuthSession(requests.Session):
         self._orthanc_url = orthanc_url.rstrip("/") + "/"
         self._auth = auth
 
-    def request(self, method: str | bytes, url: str | bytes, *args: Any,  # type: ignore[override]
+    def request(self, method: str | bytes, url: str | bytes, *args: Any,
                 **kwargs: Any) -> requests.Response:
         text = url.decode() if isinstance(url, bytes) else url
         if text.startswith(self._orthanc_url) and "auth" not in kwargs:
