@@ -105,6 +105,10 @@ def test_stow_qido_wado_through_the_door(stack: Stack, stored: list[Dataset]) ->
     study = stored[0].StudyInstanceUID
     [found] = client.search_for_studies(search_filters={"StudyInstanceUID": study})
     assert found["0020000D"]["Value"] == [study]
+    # Orthanc builds its links from the Host the client sent (forwarded by the door): they point
+    # at the door, not at Orthanc's 18042. (dicomweb-client sends Host without the port.)
+    [plain] = requests.get(f"{stack.url}/dicom-web/studies?StudyInstanceUID={study}", timeout=30).json()
+    assert plain["00081190"]["Value"] == [f"{stack.url}/dicom-web/studies/{study}"]
     instances = client.search_for_instances(study_instance_uid=study)
     assert {i["00080018"]["Value"][0] for i in instances} == dd.sop_instance_uids(stored)
     first = stored[0]
@@ -302,3 +306,10 @@ def test_https_with_the_generated_certificate(https_stack: Stack) -> None:
     with pytest.raises(requests.exceptions.SSLError):
         requests.get(https_stack.https_url + "/door-health", timeout=10)  # not a public CA's
     assert requests.get(https_stack.url + "/door-health", timeout=10).status_code == 204
+    # DICOMweb links in answers over HTTPS are HTTPS links to the door.
+    token = dd.unique_token()
+    DICOMwebClient(url=https_stack.url + "/dicom-web").store_instances(synthetic.ct_volume(
+        1, 32, 32, patient=PatientInfo("TLS^TEST", f"TLS-{token}", "19700101", "M")))
+    [study] = requests.get(f"{https_stack.https_url}/dicom-web/studies?PatientID=TLS-{token}",
+                           verify=str(certificate), timeout=30).json()
+    assert study["00081190"]["Value"][0].startswith(https_stack.https_url + "/dicom-web/studies/")
