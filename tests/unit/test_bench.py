@@ -20,8 +20,11 @@ import pytest
 from archive_tools.bench import cli, dicomweb, fleet, machine, plan, profiling, report, worker
 from archive_tools.bench import data as bench_data
 from archive_tools.bench.results import (
+    API_QIDO_RATIO,
+    DOOR_RATIO,
     FIRST_IMAGE,
     IMAGES_PER_S,
+    INGEST_RATIO,
     SCHEMA,
     Better,
     MetricResult,
@@ -32,16 +35,18 @@ from archive_tools.bench.results import (
     format_markdown_table,
     format_number,
     format_text_table,
+    headers,
     metric_entry,
     ratio,
     results_table,
+    sides_of,
     slowdown,
     table_rows,
     validate_document,
     verdict,
 )
 from archive_tools.bench.runner import CaseFailed, Runner, order
-from archive_tools.bench.servers import ServerError, serve_folders_config, vanilla
+from archive_tools.bench.servers import Server, ServerError, serve_folders_config, vanilla
 from archive_tools.bench.stats import NoSamples, median, percentile, statistic, summarize
 from archive_tools.bench.viewer import link_build, vanilla_app_config
 from testkit.orthanc_process import DROP, render_config
@@ -160,8 +165,41 @@ def test_table_rows_show_values_ratio_verdict_and_pass() -> None:
                metric_entry(_metric([[0.5]], None, target=FIRST_IMAGE))]
     rows = table_rows(entries)
     assert rows[0] == ["DIMSE ingest", "storescu ×1, CT", "first image", "s", "0.05", "0.04",
-                       "1.25", "slower 25%", "≤ 0.2 s (M19)", "pass", "pass"]
-    assert rows[1][5:8] == ["—", "—", "ours only"] and rows[1][9:] == ["FAIL", ""]
+                       "1.25", "slower 25%", "≤ 0.2 s (M19)", "pass", "pass", "", ""]
+    assert rows[1][5:8] == ["—", "—", "ours only"] and rows[1][9:11] == ["FAIL", ""]
+
+
+def test_ratio_targets_are_checked_on_the_ratio_in_its_direction() -> None:
+    rate = MetricSpec("images/s", "images/s", Better.HIGHER, ratio_target=INGEST_RATIO)
+    m = MetricResult("DIMSE ingest", "ingest/x", "x", rate)
+    m.ours.add_run([96.0])
+    assert m.vanilla is not None
+    m.vanilla.add_run([100.0])
+    assert m.ratio_met is True  # 0.96 ≥ 0.95
+    m.ours.add_run([90.0])
+    m.ours.add_run([90.0])
+    assert m.ratio == pytest.approx(0.90) and m.ratio_met is False
+    latency = MetricResult("d", "door/x", "x", MetricSpec("latency p50", "ms", Better.LOWER,
+                                                          ratio_target=DOOR_RATIO),
+                           sides=("door", "direct"))
+    latency.ours.add_run([10.4])
+    assert latency.vanilla is not None and latency.ratio_met is None  # no baseline yet
+    latency.vanilla.add_run([10.0])
+    assert latency.ratio_met is True
+    entry = metric_entry(latency)
+    assert entry["ratio_target"] == {"requirement": "issue 6", "op": "<=", "value": 1.05}
+    assert entry["pass"]["ratio"] is True
+    assert table_rows([entry])[0][-2:] == ["≤ 1.05 (issue 6)", "pass"]
+    assert API_QIDO_RATIO.met(1.2) and not API_QIDO_RATIO.met(1.21)
+    assert metric_entry(_metric([[1.0]], [[1.0]]))["pass"]["ratio"] is None
+
+
+def test_headers_and_sides_name_the_compared_servers() -> None:
+    assert headers(("door", "direct"), scenario=False)[3:6] == ["door", "direct", "door/direct"]
+    assert headers()[4:7] == ["ours", "vanilla", "ours/vanilla"]
+    assert len(headers()) == len(table_rows([metric_entry(_metric([[1.0]], [[1.0]]))])[0])
+    assert sides_of({"case": "from an older run"}) == ("ours", "vanilla")
+    assert sides_of({"sides": ["door", "direct"]}) == ("door", "direct")
 
 
 def test_text_table_aligns_columns_and_right_aligns_numbers() -> None:
@@ -209,7 +247,7 @@ def test_document_follows_its_schema_and_survives_json() -> None:
     assert validate_document(json.loads(json.dumps(doc))) == []
     entry = doc["results"][0]
     assert entry["ours"]["runs"] == 2 and entry["ours"]["samples"] == [0.05, 0.06]
-    assert entry["pass"] == {"ours": True, "vanilla": True}
+    assert entry["pass"] == {"ours": True, "vanilla": True, "ratio": None}
     assert entry["target"] == {"requirement": "M19", "op": "<=", "value": 0.2, "unit": "s"}
     assert doc["results"][1]["vanilla"] is None and doc["results"][1]["ratio"] is None
 
@@ -253,6 +291,28 @@ def test_markdown_report_has_machine_results_and_requirements() -> None:
         assert expected in text, expected
 
 
+def test_documents_of_earlier_runs_still_validate_and_sides_are_checked() -> None:
+    doc = _document([_metric([[1.0]], [[1.0]])])
+    for entry in doc["results"]:
+        del entry["sides"], entry["ratio_target"]
+    assert validate_document(doc) == []
+    doc["results"][0]["sides"] = ["door"]
+    assert validate_document(doc) == ["results[0].sides: ['door'] is not two names"]
+
+
+def test_markdown_names_door_and_direct_and_lists_ratio_targets() -> None:
+    door = MetricResult(dicomweb.DOOR_WADO, "door/frame/c1", "frame, 1 client",
+                        MetricSpec("latency p50", "ms", Better.LOWER, ratio_target=DOOR_RATIO),
+                        sides=("door", "direct"))
+    door.ours.add_run([12.0])
+    assert door.vanilla is not None
+    door.vanilla.add_run([10.0])
+    text = report.markdown(_document([door]))
+    assert "| case | metric | unit | door | direct | door/direct |" in text
+    assert "- issue 6 door/direct latency p50 ≤ 1.05, frame, 1 client: 1.200 → **FAIL**" in text
+    assert "door/direct 1.20; door worse in 1 of 1 paired runs" in text
+
+
 # --- the A/B runner -------------------------------------------------------------------------
 
 
@@ -274,6 +334,7 @@ class FakeCase:
     label: str = "a case"
     repeatable: bool = True
     warmup: bool = False
+    sides: tuple[str, str] = ("ours", "vanilla")
 
     @property
     def specs(self) -> Sequence[MetricSpec]:
@@ -283,11 +344,11 @@ class FakeCase:
         self.calls.append(server.name)
         if server.name == self.fail_on:
             raise CaseFailed("refused")
-        return {"time": [self.ours if server.name == "ours" else self.vanilla]}
+        return {"time": [self.ours if server.name == self.sides[0] else self.vanilla]}
 
 
 def _runner(reps: int = 2) -> Runner:
-    servers: Any = {"ours": FakeServer("ours"), "vanilla": FakeServer("vanilla")}
+    servers: Any = {name: FakeServer(name) for name in ("ours", "vanilla", "door", "direct")}
     return Runner(servers, reps, progress=lambda _text: None)
 
 
@@ -320,6 +381,30 @@ def test_recheck_measures_again_only_what_looks_slower() -> None:
     assert runner.recheck(extra_reps=2, budget_s=60, threshold=1.1) == ["slow"]
     assert len(slow.calls) == 2 + 4 and len(fine.calls) == 2
     assert runner.results()[0].rechecked_runs == 2 and len(runner.results()[0].ours.runs) == 3
+
+
+def test_door_and_direct_cases_keep_the_door_as_the_judged_side() -> None:
+    runner = _runner(reps=2)
+    case = FakeCase(1.2, 1.0, sides=("door", "direct"), fail_on=None)
+    [result] = runner.measure(case)
+    assert case.calls == ["door", "direct", "direct", "door"]
+    assert result.sides == ("door", "direct") and result.ratio == pytest.approx(1.2)
+    entry = metric_entry(result)
+    assert entry["sides"] == ["door", "direct"] and verdict_text_of(entry) == "slower 20%"
+
+
+def test_a_failing_baseline_is_left_out_whatever_its_name() -> None:
+    runner = _runner()
+    [result] = runner.measure(FakeCase(1.0, 2.0, sides=("door", "direct"), fail_on="direct"))
+    assert result.vanilla is None and runner.errors == []
+    runner.measure(FakeCase(1.0, 2.0, sides=("door", "direct"), fail_on="door"))
+    assert runner.errors == ["test/case: door: 2 failed run(s), first: refused"]
+
+
+def verdict_text_of(entry: Mapping[str, Any]) -> str:
+    from archive_tools.bench.results import verdict_text
+
+    return verdict_text(entry)
 
 
 def test_cases_that_change_state_are_not_rechecked() -> None:
@@ -417,7 +502,88 @@ def test_qido_case_routes_only_ours_through_the_viewer_route() -> None:
     other: Any = FakeServer("vanilla")
     assert case.root(ours) == "/api/dicom-web" and case.root(other) == "/dicom-web"
     assert case.key == "qido/1000/patientid/viewer-route"
-    assert [s.name for s in case.specs] == ["latency p50"]
+    assert [s.name for s in case.specs] == ["latency p50", "latency p95"]
+
+
+def test_api_cases_compare_the_api_route_with_direct_dicomweb() -> None:
+    uids = [f"1.2.3.{i}" for i in range(100)]
+    paths = dicomweb.qido_paths(100, uids, 3)
+    zh = [bench_data.zh_patient(k) for k in range(2)]
+    cases = dicomweb.api_cases(100, paths, zh)
+    assert len(cases) == len(dicomweb.QIDO_KINDS) + 1
+    door: Any = FakeServer("door")
+    direct: Any = FakeServer("direct")
+    ascii_case, chinese = cases[1], cases[-1]
+    assert ascii_case.sides == ("door", "direct") and ascii_case.scenario == dicomweb.DOOR_QIDO
+    assert ascii_case.root(door) == "/api/dicom-web" and ascii_case.root(direct) == "/dicom-web"
+    assert ascii_case.paths_for(door) == ascii_case.paths_for(direct) == paths["PatientID"]
+    assert ascii_case.key == "qido/100/patientid/api-vs-direct"
+    assert ascii_case.specs[0].ratio_target == API_QIDO_RATIO
+    assert chinese.specs[0].ratio_target is None  # not the same query on both sides
+    assert chinese.paths_for(door)[0] == "/studies?PatientName=%E7%8E%8B%5E%E8%8A%B3%E8%8A%B3"
+    assert chinese.paths_for(direct) == ("/studies?PatientID=ZH0000", "/studies?PatientID=ZH0001")
+    assert dicomweb.api_cases(100, paths)[-1].query == dicomweb.QIDO_KINDS[-1]
+
+
+def test_door_wado_cases_are_door_against_direct_with_the_issue_targets() -> None:
+    series = bench_data.DataSet("s", Path("."), (Path("a"), Path("b")), (1, 1), ("1.2",),
+                                ("1.2.3",), ("1.2.3.4",), ("1.5", "1.6"), "series", 0.0)
+    cases = dicomweb.wado_cases(series, series, metadata_requests=2, frame_requests=3,
+                                rendered_requests=1, metadata_clients=(1, 4),
+                                frame_clients=(1,), door=True)
+    assert [c.key for c in cases] == ["door/series-metadata/c1", "door/series-metadata/c4",
+                                      "door/frame/c1"]
+    assert all(c.sides == ("door", "direct") and c.scenario == dicomweb.DOOR_WADO for c in cases)
+    latency, _p95, rate = cases[2].specs
+    assert latency.ratio_target == DOOR_RATIO and rate.ratio_target is not None
+    assert rate.ratio_target.met(1 / 1.05) and not rate.ratio_target.met(0.9)
+    assert len(cases[2].requests) == 3 and cases[0].requests[0].path.endswith("/metadata")
+    plain = dicomweb.wado_cases(series, series, metadata_requests=2, frame_requests=3,
+                                rendered_requests=1, metadata_clients=(1,), frame_clients=(1,))
+    assert all(c.sides == ("ours", "vanilla") and c.key.startswith("wado/") for c in plain)
+
+
+def test_chinese_patients_have_unique_names_and_two_studies(tmp_path: Path) -> None:
+    names = {bench_data.zh_patient(k)[0] for k in range(1000)}
+    assert len(names) == 1000 and bench_data.zh_patient(0) == ("王^芳芳", "ZH0000")
+    with pytest.raises(ValueError):
+        bench_data.zh_patient(1000)
+    zh = bench_data.DataCache(tmp_path).tiny_zh("zh", 2)
+    assert zh.count == 4 and len(zh.study_uids) == 4
+    import pydicom
+
+    ds = pydicom.dcmread(zh.files[3])
+    assert (str(ds.PatientName), ds.PatientID) == ("李^芳芳", "ZH0001")
+    assert ds.SpecificCharacterSet == "ISO_IR 192"
+    assert ds.AccessionNumber == bench_data.tiny_accession(bench_data.ZH_FIRST + 3)
+
+
+def test_views_of_a_server_share_its_admin_and_direct_sends_the_credential() -> None:
+    ours = Server("ours", "http://127.0.0.1:1", "http://127.0.0.1:2", 4242, "ARCHIVE",
+                  admin_auth=("internal", "secret"), pids=lambda: {"orthanc": 7, "api": 8})
+    door = ours.view("door")
+    direct = ours.view("direct", "http://127.0.0.1:2", ("internal", "secret"))
+    assert (door.url, door.auth) == ("http://127.0.0.1:1", None)
+    assert (direct.url, direct.auth, direct.session.auth) == (
+        "http://127.0.0.1:2", ("internal", "secret"), ("internal", "secret"))
+    assert door.admin_url == direct.admin_url == ours.admin_url
+    assert door.admin.auth == ("internal", "secret") and ours.session.auth is None
+    assert direct.pid("api") == 8
+    with pytest.raises(ServerError):
+        Server("vanilla", "u", "u", 1, "A").pid()
+    for server in (ours, door, direct):
+        server.close()
+
+
+def test_worker_sessions_send_basic_auth_only_when_asked() -> None:
+    assert worker._session({"auth": ["internal", "secret"]}).auth == ("internal", "secret")
+    assert worker._session({"auth": None}).auth is None
+
+
+def test_the_api_is_profiled_only_where_qido_goes_through_it() -> None:
+    zh = dicomweb.api_cases(10, dicomweb.qido_paths(10, [f"1.{i}" for i in range(10)], 1))
+    assert cli.profiled_programs(zh[0]) == ("orthanc", "api")
+    assert cli.profiled_programs(FakeCase(1.0, 1.0)) == ("orthanc",)
 
 
 # --- servers and configuration --------------------------------------------------------------
@@ -565,6 +731,7 @@ def test_foreign_cpu_leaves_out_our_tree_our_sessions_and_kernel_threads() -> No
 
 
 def test_scenario_selection_is_checked() -> None:
+    assert cli.parse_args(["--only", "door"]).only == ["door"]
     args = cli.parse_args(["--quick", "--only", "dimse,qido", "--skip", "qido"])
     assert args.quick and args.only == ["dimse", "qido"] and args.skip == ["qido"]
     with pytest.raises(SystemExit):

@@ -27,12 +27,13 @@ import requests
 from testkit.devtools import Chromium, DevToolsError
 from testkit.orthanc_process import REPO, StartupFailed
 from . import dicomweb, ingest, machine, plan as plans, profiling, report, viewer
+from . import data as bench_data
 from .data import DataCache, DataSet, describe
 from .fleet import FleetFailed
 from .results import SLOWER_THAN, MetricResult, build_document, results_table, validate_document
 from .runner import Case, CaseFailed, Runner
-from .servers import OURS, VANILLA, Server, ServerError, start
-from .servers import ours as ours_process
+from .servers import (DIRECT, DOOR, OURS, STORES, VANILLA, Server, ServerError, door_and_direct,
+                      ours_stack, start_ours, start_vanilla)
 from .servers import vanilla as vanilla_process
 
 log = logging.getLogger(__name__)
@@ -124,6 +125,7 @@ class Run:
     sets: dict[str, DataSet] = field(default_factory=dict)
     loaded: dict[str, set[str]] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
 
     @property
     def measure(self) -> Runner:
@@ -131,8 +133,8 @@ class Run:
         return self.runner
 
     def load(self, data: DataSet) -> None:
-        """Store ``data`` into both servers unless it is there already."""
-        for name in (OURS, VANILLA):
+        """Store ``data`` into both archives unless it is there already."""
+        for name in STORES:
             if data.name in self.loaded.setdefault(name, set()):
                 continue
             seconds = ingest.load(self.servers[name], data)
@@ -141,8 +143,8 @@ class Run:
             self.loaded[name].add(data.name)
 
     def unload(self, data: DataSet) -> None:
-        for name, server in self.servers.items():
-            server.delete_studies(data.study_uids)
+        for name in STORES:
+            self.servers[name].delete_studies(data.study_uids)
             self.loaded.setdefault(name, set()).discard(data.name)
 
 
@@ -157,12 +159,13 @@ def make_data(run: Run, scenarios: Sequence[str]) -> None:
         run.sets["ct"] = cache.ct(f"ct-{p.ct_slices}", p.ct_slices)
     if {"dimse", "stow"} & set(scenarios):
         run.sets["dx"] = cache.dx(f"dx-{p.dx_count}", p.dx_count)
-    if "wado" in scenarios:
+    if {"wado", "door"} & set(scenarios):
         run.sets["series"] = cache.ct(f"ct-{p.series_slices}-series", p.series_slices, seed=5)
     if "qido" in scenarios:
         low, high = p.tiny_levels
         run.sets["tiny-low"] = cache.tiny(f"tiny-0-{low}", 0, low)
         run.sets["tiny-high"] = cache.tiny(f"tiny-{low}-{high - low}", low, high - low)
+        run.sets["tiny-zh"] = cache.tiny_zh(f"tiny-zh-{p.zh_patients}", p.zh_patients)
 
 
 # --- scenarios ----------------------------------------------------------------------------
@@ -201,31 +204,53 @@ def run_wado(run: Run) -> None:
         run.measure.measure(case, p.reps_read)
 
 
+def run_door(run: Run) -> None:
+    """What the door costs: WADO-RS on our archive through the door and direct (issue 6)."""
+    p = run.plan
+    series = run.sets["series"]
+    run.load(series)
+    for case in dicomweb.wado_cases(series, series, metadata_requests=p.metadata_requests,
+                                    frame_requests=p.frame_requests,
+                                    rendered_requests=p.rendered_requests,
+                                    metadata_clients=p.door_clients,
+                                    frame_clients=p.door_clients, door=True):
+        run.measure.measure(case, p.reps_read)
+
+
+def _measure_qido(run: Run, case: dicomweb.QidoCase) -> None:
+    counts = dicomweb.answer_counts(case, run.servers)
+    results = run.measure.measure(case, run.plan.reps_read)
+    if len(set(counts.values())) > 1:
+        text = ("answers differ on the first search: " +
+                ", ".join(f"{k} {v} matches" for k, v in counts.items()))
+        for result in results:
+            result.notes.append(text)
+
+
 def run_qido(run: Run) -> None:
     p = run.plan
-    low, high = run.sets["tiny-low"], run.sets["tiny-high"]
-    viewer_route = run.servers[OURS].answers(f"{dicomweb.VIEWER_QIDO}/studies?limit=1")
-    if not viewer_route:
-        run.notes.append("ours has no /api/dicom-web QIDO-RS route: its viewer route is not "
-                         "measured")
+    low, high, zh = run.sets["tiny-low"], run.sets["tiny-high"], run.sets["tiny-zh"]
+    api_route = run.servers[DOOR].answers(f"{dicomweb.VIEWER_QIDO}/studies?limit=1")
+    if not api_route:
+        run.errors.append("qido: ours answers no /api/dicom-web QIDO-RS (the API service's "
+                          "decoding route): QIDO through the API is not measured")
     uids: list[str] = []
-    for level, data in zip(p.tiny_levels, (low, high)):
+    for index, (level, data) in enumerate(zip(p.tiny_levels, (low, high))):
         run.measure.measure(dicomweb.LoadCase(data, level), 1)
-        for name in (OURS, VANILLA):
+        for name in STORES:
             run.loaded.setdefault(name, set()).add(data.name)
+        if index == 0:
+            run.load(zh)  # the Chinese-named patients, on top of the population
+            run.notes.append(f"QIDO-RS: each index also holds {zh.count} studies of "
+                             f"{zh.count // 2} Chinese-named patients ({zh.name})")
         uids += data.study_uids
         paths = dicomweb.qido_paths(level, uids, p.qido_queries)
         for kind in dicomweb.QIDO_KINDS:
-            routes: list[dicomweb.Route] = ["dicom-web", "viewer"] if viewer_route else ["dicom-web"]
-            for route in routes:
-                case = dicomweb.QidoCase(kind, level, paths[kind], route)
-                counts = dicomweb.answer_counts(case, run.servers)
-                results = run.measure.measure(case, p.reps_read)
-                if len(set(counts.values())) > 1:
-                    text = ("answers differ on the first search: " +
-                            ", ".join(f"{k} {v} matches" for k, v in counts.items()))
-                    for result in results:
-                        result.notes.append(text)
+            _measure_qido(run, dicomweb.QidoCase(kind, level, paths[kind]))
+        if api_route:
+            patients = [bench_data.zh_patient(k) for k in range(zh.count // 2)]
+            for case in dicomweb.api_cases(level, paths, patients[:p.qido_queries]):
+                _measure_qido(run, case)
 
 
 def run_viewer(run: Run) -> None:
@@ -244,7 +269,7 @@ def run_viewer(run: Run) -> None:
 
 
 SCENARIO_FUNCTIONS: Final[dict[str, Callable[[Run], None]]] = {
-    "dimse": run_dimse, "stow": run_stow, "wado": run_wado, "qido": run_qido,
+    "dimse": run_dimse, "stow": run_stow, "wado": run_wado, "door": run_door, "qido": run_qido,
     "viewer": run_viewer,
 }
 
@@ -280,44 +305,60 @@ def profile(run: Run, mode: str, limit: int = 2) -> list[dict[str, Any]]:
         if r.verdict == "slower" and r.case not in {c.case for c, _ in chosen}:
             worse, pairs = r.paired_worse()
             how = "consistently" if consistent(r) else "not consistently"
-            chosen.append((r, f"ours {((r.slowdown or 1) - 1) * 100:.0f}% slower on "
+            chosen.append((r, f"{r.sides[0]} {((r.slowdown or 1) - 1) * 100:.0f}% slower on "
                               f"{r.spec.name}, {how}: worse in {worse} of {pairs} paired runs"))
     if mode == "always" and not chosen and comparable:
         chosen.append((comparable[0], "forced by --profile always"))
     profiles = []
-    ours = run.servers[OURS]
     for result, reason in chosen[:limit]:
         case = runner.case(result.case)
         assert case is not None
-        base = run.results_dir / "profiles" / f"{run.stamp}-{dicomweb.slug(case.key)}"
-        raw, svg = base.with_suffix(".txt"), base.with_suffix(".svg")
-        log.info("profiling %s on ours with py-spy (%s)", case.key, reason)
-        entry: dict[str, Any] = {"case": case.key, "metric": result.spec.name, "reason": reason,
-                                 "svg": f"profiles/{svg.name}", "stacks": f"profiles/{raw.name}",
-                                 "pid": ours.pid, "rate": profiling.RATE}
-        runs = 0
-        try:
-            for output, output_format in ((svg, "flamegraph"), (raw, "raw")):
-                with profiling.recording(ours.pid, output, output_format):
-                    runs = _repeat(case, ours)
-        except (profiling.ProfilerMissing, CaseFailed, OSError) as error:
-            entry["note"] = f"profiling failed: {error}"
-            profiles.append(entry)
-            continue
-        if not svg.exists():
-            entry["svg"] = None  # py-spy writes no flame graph without a sample
-        everything = profiling.Profile.parse(raw.read_text(errors="replace") if raw.exists() else "")
-        active = everything.active()
-        entry.update(runs=runs, samples=everything.total, busy_samples=active.total,
-                     python_share=round(active.python_share(), 3),
-                     heaviest_python=[vars(w) for w in active.inclusive()],
-                     heaviest_self=[vars(w) for w in active.leaves()])
-        if active.python_share() < 0.05:
-            entry["note"] = ("py-spy saw (almost) no Python at work in our Orthanc during this "
-                             "case: the time is spent in Orthanc's C++ threads, not in our "
-                             "plugin's code")
-        profiles.append(entry)
+        for program in profiled_programs(case):
+            profiles.append(_profile_one(run, case, result, reason, program))
     return profiles
+
+
+def profiled_programs(case: Case) -> tuple[str, ...]:
+    """Our processes worth sampling for ``case``: Orthanc always; the API service too where
+    the case goes through it (QIDO via /api/dicom-web)."""
+    return ("orthanc", "api") if case.scenario == dicomweb.DOOR_QIDO else ("orthanc",)
+
+
+def _profile_one(run: Run, case: Case, result: MetricResult, reason: str,
+                 program: str) -> dict[str, Any]:
+    server = run.measure.servers[case.sides[0]]
+    base = run.results_dir / "profiles" / f"{run.stamp}-{dicomweb.slug(case.key)}"
+    if program != "orthanc":
+        base = base.with_name(f"{base.name}-{program}")
+    raw, svg = base.with_suffix(".txt"), base.with_suffix(".svg")
+    entry: dict[str, Any] = {"case": case.key, "metric": result.spec.name, "reason": reason,
+                             "program": program, "svg": f"profiles/{svg.name}",
+                             "stacks": f"profiles/{raw.name}", "pid": None,
+                             "rate": profiling.RATE}
+    runs = 0
+    try:
+        pid = entry["pid"] = server.pid(program)
+        log.info("profiling %s on %s's %s (pid %d) with py-spy (%s)", case.key, server.name,
+                 program, pid, reason)
+        for output, output_format in ((svg, "flamegraph"), (raw, "raw")):
+            with profiling.recording(pid, output, output_format):
+                runs = _repeat(case, server)
+    except (profiling.ProfilerMissing, CaseFailed, ServerError, OSError) as error:
+        entry["note"] = f"profiling failed: {error}"
+        return entry
+    if not svg.exists():
+        entry["svg"] = None  # py-spy writes no flame graph without a sample
+    everything = profiling.Profile.parse(raw.read_text(errors="replace") if raw.exists() else "")
+    active = everything.active()
+    entry.update(runs=runs, samples=everything.total, busy_samples=active.total,
+                 python_share=round(active.python_share(), 3),
+                 heaviest_python=[vars(w) for w in active.inclusive()],
+                 heaviest_self=[vars(w) for w in active.leaves()])
+    if active.python_share() < 0.05 and program == "orthanc":
+        entry["note"] = ("py-spy saw (almost) no Python at work in our Orthanc during this "
+                         "case: the time is spent in Orthanc's C++ threads, not in our "
+                         "plugin's code")
+    return entry
 
 
 # --- the run --------------------------------------------------------------------------------
@@ -329,7 +370,8 @@ def _now() -> dt.datetime:
 
 def software(run: Run) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    for name, server in run.servers.items():
+    for name in STORES:
+        server = run.servers[name]
         try:
             out[name] = server.versions()
         except (ServerError, requests.RequestException) as error:
@@ -343,10 +385,15 @@ def settings(run: Run, scenarios: Sequence[str]) -> dict[str, Any]:
     p = run.plan
     return {"scenarios": list(scenarios), "plan": {k: v for k, v in vars(p).items()},
             "slower_than": SLOWER_THAN, "servers": {
-                OURS: "config/ as shipped: Orthanc + DICOMweb + GDCM + Python plugin "
-                      "(regional_archive, all default features)",
-                VANILLA: "same config/ and binaries without the Python plugin (and archive.json); "
-                         "ServeFolders serving the same OHIF build"}}
+                OURS: "the whole archive as scripts/serve runs it (python -m archive_door run, "
+                      "config/ as shipped: nginx door, Orthanc + DICOMweb + GDCM + Python plugin, "
+                      "API service, worker), reached through its door",
+                VANILLA: "same config/ and binaries without the Python plugin (and archive.json), "
+                         "door or services, on its own HTTP port; ServeFolders serving the same "
+                         "OHIF build",
+                DOOR: "ours through its door (QIDO-RS through the API service's /api/dicom-web)",
+                DIRECT: "ours' Orthanc on its internal loopback port, with the internal "
+                        "credential (DICOMweb /dicom-web)"}}
 
 
 def execute(args: argparse.Namespace) -> tuple[dict[str, Any], Path]:
@@ -373,11 +420,15 @@ def execute(args: argparse.Namespace) -> tuple[dict[str, Any], Path]:
         elif "viewer" in scenarios:
             errors.append(f"viewer: no OHIF build at {OHIF_DIST} (scripts/setup installs it)")
             scenarios = [s for s in scenarios if s != "viewer"]
-        for name, process in ((OURS, ours_process(workdir / OURS)),
-                              (VANILLA, vanilla_process(workdir / VANILLA,
-                                                        workdir / "ohif-vanilla" if ohif else None))):
-            stack.callback(process.stop)
-            run.servers[name] = start(name, process)
+        archive = ours_stack(workdir / OURS)
+        stack.callback(archive.stop)
+        run.servers[OURS] = start_ours(archive)
+        stack.callback(run.servers[OURS].close)
+        process = vanilla_process(workdir / VANILLA, workdir / "ohif-vanilla" if ohif else None)
+        stack.callback(process.stop)
+        run.servers[VANILLA] = start_vanilla(process)
+        stack.callback(run.servers[VANILLA].close)
+        run.servers[DOOR], run.servers[DIRECT] = door_and_direct(run.servers[OURS], archive)
         run.runner = Runner(run.servers, plan.reps_read)
         for scenario in scenarios:
             log.info("=== %s ===", scenario)
@@ -394,12 +445,12 @@ def execute(args: argparse.Namespace) -> tuple[dict[str, Any], Path]:
                              f"ours looked >10% slower: {', '.join(rechecked)}")
         profiles = profile(run, args.profile)
         versions = software(run)
-        errors += run.measure.errors
+        errors += run.measure.errors + run.errors
         notes += run.notes
     background.stop()
     if not args.keep_data:  # logs, configurations and screenshots stay
-        for folder in (workdir / OURS / "data", workdir / VANILLA / "data",
-                       workdir / "chromium-profile"):
+        for folder in (workdir / OURS / "data" / "storage", workdir / OURS / "data" / "index",
+                       workdir / VANILLA / "data", workdir / "chromium-profile"):
             shutil.rmtree(folder, ignore_errors=True)
     finished = _now()
     doc = build_document(

@@ -6,7 +6,8 @@ Three kinds, all made by :mod:`archive_tools.synthetic`:
   1000-instance series of WADO-RS, the 500-slice study the viewer opens;
 * DX radiographs of 10-50 MB (the sizes of DX and mammography): the "large instance";
 * tiny one-instance studies (8×8 pixels, a few hundred bytes of pixels) to fill the index with
-  thousands of studies for QIDO-RS, fast to make and to store.
+  thousands of studies for QIDO-RS, fast to make and to store; a few more of them with Chinese
+  patient names, which only our API's decoding QIDO route can find on Orthanc 1.10.
 
 A set is regenerated only when its manifest is missing or was made with other parameters.
 """
@@ -35,6 +36,11 @@ MANIFEST: Final = "manifest.json"
 #: (rows, columns) of the large instances, cycled: 10, 27, 40 and 50 MB of 16-bit pixels.
 DX_SIZES: Final = ((2560, 2048), (3328, 4096), (4000, 5000), (4800, 5200))
 TINY_MODALITIES: Final = ("CT", "MR", "DX", "US", "CR", "MG")
+#: Family and given names of the Chinese-named patients (their names are unique pairs).
+ZH_FAMILY: Final = "王李张刘陈杨黄赵吴周"
+ZH_GIVEN: Final = ("芳", "伟", "娜", "敏", "静", "丽", "强", "磊", "军", "洋")
+#: Study numbers of the Chinese-named studies start here, past any QIDO population's.
+ZH_FIRST: Final = 900_000
 
 
 @dataclass(frozen=True)
@@ -196,11 +202,44 @@ class DataCache:
 
         return self._cached(name, params, f"{count} one-instance studies, 8x8 pixels", make)
 
+    def tiny_zh(self, name: str, patients: int) -> DataSet:
+        """Two tiny studies for each of ``patients`` patients with Chinese names (:func:`zh_patient`)."""
+        params = {"kind": "tiny-zh", "patients": patients, "version": 1}
+
+        def make(folder: Path) -> tuple[list[Path], list[Info]]:
+            files: list[Path] = []
+            info: list[Info] = []
+            pixels = np.arange(64, dtype=np.uint16).reshape(8, 8)
+            for k in range(patients):
+                patient_name, patient_id = zh_patient(k)
+                patient = synthetic.PatientInfo(patient_name, patient_id, "19700101", "MF"[k % 2])
+                for j in range(2):
+                    n = ZH_FIRST + 2 * k + j
+                    ds = tiny_study(n, pixels, patient)
+                    path = folder / f"{n:06d}.dcm"
+                    ds.save_as(path, enforce_file_format=True)
+                    files.append(path)
+                    info.append(_info(ds))
+            return files, info
+
+        return self._cached(name, params, f"{2 * patients} one-instance studies of {patients} "
+                            "patients with Chinese names, 8x8 pixels", make)
+
 
 def tiny_patient(n: int) -> tuple[str, str]:
     """(PatientName, PatientID) of study ``n``: two studies per patient."""
     p = n // 2
     return f"BENCH^P{p:05d}", f"BP{p:05d}"
+
+
+def zh_patient(k: int) -> tuple[str, str]:
+    """(PatientName, PatientID) of Chinese-named patient ``k`` (0 ≤ k < 1000): ``王^芳伟``, ``ZH0000``."""
+    if not 0 <= k < len(ZH_FAMILY) * len(ZH_GIVEN) ** 2:
+        raise ValueError(f"patient {k}: only {len(ZH_FAMILY) * len(ZH_GIVEN) ** 2} names")
+    family = ZH_FAMILY[k % len(ZH_FAMILY)]
+    rest = k // len(ZH_FAMILY)
+    given = ZH_GIVEN[rest % len(ZH_GIVEN)] + ZH_GIVEN[rest // len(ZH_GIVEN)]
+    return f"{family}^{given}", f"ZH{k:04d}"
 
 
 def tiny_accession(n: int) -> str:
@@ -212,10 +251,13 @@ def tiny_date(n: int) -> dt.date:
     return dt.date(2015, 1, 1) + dt.timedelta(days=(n * 7919) % 3650)
 
 
-def tiny_study(n: int, pixels: NDArray[np.uint16]) -> Dataset:
-    """A one-instance Secondary Capture study (PS3.3 A.8.1) with the attributes QIDO matches on."""
-    name, patient_id = tiny_patient(n)
-    patient = synthetic.PatientInfo(name, patient_id, f"{1940 + n % 70}0101", "MF"[n % 2])
+def tiny_study(n: int, pixels: NDArray[np.uint16],
+               patient: synthetic.PatientInfo | None = None) -> Dataset:
+    """A one-instance Secondary Capture study (PS3.3 A.8.1) with the attributes QIDO matches on;
+    the patient is :func:`tiny_patient`'s unless given."""
+    if patient is None:
+        name, patient_id = tiny_patient(n)
+        patient = synthetic.PatientInfo(name, patient_id, f"{1940 + n % 70}0101", "MF"[n % 2])
     study = synthetic.StudyInfo(date=f"{tiny_date(n):%Y%m%d}",
                                 time=f"{8 + n % 10:02d}{n % 60:02d}00",
                                 accession=tiny_accession(n), description=f"BENCH STUDY {n % 50}",
@@ -233,4 +275,4 @@ def describe(sets: Sequence[DataSet]) -> dict[str, Any]:
 
 
 __all__ = ["DataCache", "DataSet", "tiny_study", "tiny_patient", "tiny_accession", "tiny_date",
-           "describe"]
+           "zh_patient", "describe"]

@@ -7,7 +7,14 @@ QIDO-RS: typical searches of a study list, run one after another on an index of 
 
 Query values are kept to characters that reach Orthanc 1.10 unchanged (no ``^``, no
 percent-encoding): that version hands them to the DICOMweb plugin still encoded, which is why
-our archive has a decoding QIDO route for the viewer (``/api/dicom-web``, measured here too).
+our archive's API service has a decoding QIDO route for the viewer (``/api/dicom-web``).
+
+Ours vs vanilla goes through our door. What the door and the API service cost is measured on
+our archive alone (issue 6), *door* against *direct* (its Orthanc's internal port with the
+internal credential): WADO-RS series metadata and single frames (target ≤ 1.05× direct), and
+QIDO-RS through the API's decoding route against DICOMweb direct (≤ 1.2×); a search by a
+Chinese patient name, which only the API's route can answer, is compared with the direct ASCII
+search by PatientID that finds as many studies (two).
 """
 
 from __future__ import annotations
@@ -15,6 +22,7 @@ from __future__ import annotations
 import calendar
 import random
 import re
+import urllib.parse
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, Literal
@@ -22,9 +30,9 @@ from typing import Any, Final, Literal
 from . import data as bench_data
 from .fleet import FleetFailed, run_workers, split
 from .ingest import load
-from .results import Better, MetricSpec
+from .results import API_QIDO_RATIO, DOOR_RATE_RATIO, DOOR_RATIO, Better, MetricSpec, Target
 from .runner import CaseFailed
-from .servers import OURS, Server
+from .servers import DIRECT, DOOR, OURS, VANILLA, Server
 
 DICOMWEB: Final = "/dicom-web"
 VIEWER_QIDO: Final = "/api/dicom-web"
@@ -41,12 +49,13 @@ def slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
 
 
-def _latency_specs(throughput: bool, p95: bool = True) -> tuple[MetricSpec, ...]:
-    specs = [MetricSpec("latency p50", "ms", Better.LOWER, "median")]
+def _latency_specs(throughput: bool, p95: bool = True, ratio: Target | None = None,
+                   rate_ratio: Target | None = None) -> tuple[MetricSpec, ...]:
+    specs = [MetricSpec("latency p50", "ms", Better.LOWER, "median", ratio_target=ratio)]
     if p95:
         specs.append(MetricSpec("latency p95", "ms", Better.LOWER, "p95"))
     if throughput:
-        specs.append(MetricSpec("throughput", "req/s", Better.HIGHER))
+        specs.append(MetricSpec("throughput", "req/s", Better.HIGHER, ratio_target=rate_ratio))
     return tuple(specs)
 
 
@@ -60,10 +69,10 @@ class Get:
     encoding: str | None = None
 
 
-def _timed_gets(server_url: str, requests: Sequence[Get],
+def _timed_gets(server: Server, requests: Sequence[Get],
                 clients: int) -> Mapping[str, Sequence[float]]:
-    jobs = [{"kind": "get", "timeout": TIMEOUT,
-             "requests": [{"url": server_url + g.path, "accept": g.accept,
+    jobs = [{"kind": "get", "timeout": TIMEOUT, "auth": server.auth,
+             "requests": [{"url": server.url + g.path, "accept": g.accept,
                            "encoding": g.encoding} for g in part]}
             for part in split(list(requests), clients)]
     try:
@@ -78,6 +87,10 @@ def _timed_gets(server_url: str, requests: Sequence[Get],
 # --- WADO-RS --------------------------------------------------------------------------------
 
 
+DOOR_WADO: Final = "Door overhead (WADO-RS)"
+DOOR_QIDO: Final = "QIDO-RS through the API service"
+
+
 @dataclass(frozen=True)
 class WadoCase:
     kind: str
@@ -87,10 +100,12 @@ class WadoCase:
     scenario: str = "WADO-RS"
     repeatable: bool = True
     warmup: bool = True
+    sides: tuple[str, str] = (OURS, VANILLA)
 
     @property
     def key(self) -> str:
-        return f"wado/{slug(self.kind)}/c{self.clients}"
+        prefix = "door" if self.sides == (DOOR, DIRECT) else "wado"
+        return f"{prefix}/{slug(self.kind)}/c{self.clients}"
 
     @property
     def label(self) -> str:
@@ -99,17 +114,22 @@ class WadoCase:
 
     @property
     def specs(self) -> Sequence[MetricSpec]:
+        if self.sides == (DOOR, DIRECT):
+            return _latency_specs(throughput=True, ratio=DOOR_RATIO, rate_ratio=DOOR_RATE_RATIO)
         return _latency_specs(throughput=True)
 
     def run(self, server: Server) -> Mapping[str, Sequence[float]]:
-        return _timed_gets(server.url, self.requests, self.clients)
+        return _timed_gets(server, self.requests, self.clients)
 
 
 def wado_cases(study: bench_data.DataSet, series: bench_data.DataSet, *, metadata_requests: int,
                frame_requests: int, rendered_requests: int,
                metadata_clients: Sequence[int], frame_clients: Sequence[int],
-               seed: int = 7) -> list[WadoCase]:
-    """Cases over ``study`` (its study metadata) and ``series`` (a long series)."""
+               seed: int = 7, door: bool = False) -> list[WadoCase]:
+    """Cases over ``study`` (its study metadata) and ``series`` (a long series).
+
+    ``door``: the door-overhead cases instead (series metadata and native frames, door against
+    direct), with the same requests as the ours/vanilla ones."""
     rng = random.Random(seed)
     s_study, s_series = series.study_uids[0], series.series_uids[0]
     series_root = f"{DICOMWEB}/studies/{s_study}/series/{s_series}"
@@ -122,6 +142,15 @@ def wado_cases(study: bench_data.DataSet, series: bench_data.DataSet, *, metadat
         return tuple(Get(f"{series_root}/instances/{uid}/frames/1{suffix}", accept, encoding)
                      for uid in picks)
 
+    if door:
+        sides, scenario = (DOOR, DIRECT), DOOR_WADO
+        out = [WadoCase("series metadata", f"{series.count}-instance series", clients,
+                        (series_meta,) * metadata_requests, scenario, sides=sides)
+               for clients in metadata_clients]
+        for clients in frame_clients:
+            out.append(WadoCase("frame", "native 512² 16-bit", clients,
+                                frames(frame_requests, "", FRAME), scenario, sides=sides))
+        return out
     out = []
     for clients in metadata_clients:
         out.append(WadoCase("study metadata", f"{study.count} instances", clients,
@@ -143,6 +172,13 @@ def wado_cases(study: bench_data.DataSet, series: bench_data.DataSet, *, metadat
 
 @dataclass(frozen=True)
 class QidoCase:
+    """Searches of one kind on an index of ``level`` studies.
+
+    ``route`` ``viewer``: the first side asks our API's decoding route (``/api/dicom-web``),
+    the second plain DICOMweb. ``baseline_paths``, when given, are what the second side asks
+    instead of ``paths`` (the Chinese-name search against an ASCII one with as many answers).
+    """
+
     query: str
     level: int
     paths: tuple[str, ...]  # below the QIDO-RS root
@@ -150,28 +186,63 @@ class QidoCase:
     scenario: str = "QIDO-RS"
     repeatable: bool = True
     warmup: bool = True
+    sides: tuple[str, str] = (OURS, VANILLA)
+    baseline_paths: tuple[str, ...] | None = None
+    ratio_target: Target | None = None
+    extra: str = ""
 
     @property
     def key(self) -> str:
         suffix = "/viewer-route" if self.route == "viewer" else ""
+        if self.sides == (DOOR, DIRECT):
+            suffix = "/api-vs-direct"
         return f"qido/{self.level}/{slug(self.query)}{suffix}"
 
     @property
     def label(self) -> str:
-        via = ", ours via /api/dicom-web" if self.route == "viewer" else ""
-        return f"{self.query} @ {self.level:,} studies{via}"
+        via = f", {self.sides[0]} via /api/dicom-web" if self.route == "viewer" else ""
+        return f"{self.query} @ {self.level:,} studies{via}{self.extra}"
 
     @property
     def specs(self) -> Sequence[MetricSpec]:
-        return _latency_specs(throughput=False, p95=self.route == "dicom-web")
+        return _latency_specs(throughput=False, p95=True, ratio=self.ratio_target)
 
     def root(self, server: Server) -> str:
-        return VIEWER_QIDO if self.route == "viewer" and server.name == OURS else DICOMWEB
+        first = server.name == self.sides[0]
+        return VIEWER_QIDO if self.route == "viewer" and first else DICOMWEB
+
+    def paths_for(self, server: Server) -> tuple[str, ...]:
+        if self.baseline_paths is not None and server.name == self.sides[1]:
+            return self.baseline_paths
+        return self.paths
 
     def run(self, server: Server) -> Mapping[str, Sequence[float]]:
         root = self.root(server)
-        samples = _timed_gets(server.url, [Get(root + p, METADATA) for p in self.paths], 1)
+        samples = _timed_gets(server, [Get(root + p, METADATA) for p in self.paths_for(server)],
+                              1)
         return {k: v for k, v in samples.items() if k != "throughput"}
+
+
+def api_cases(level: int, paths: Mapping[str, tuple[str, ...]],
+              zh: Sequence[tuple[str, str]] = ()) -> list[QidoCase]:
+    """QIDO-RS through the API service against DICOMweb direct, on our archive alone.
+
+    Every ASCII kind of :func:`qido_paths` (target ≤ 1.2× direct); with ``zh`` (Chinese
+    PatientName, the PatientID of the same patient), the search by name through the API against
+    the direct search by ID: both find that patient's two studies.
+    """
+    sides = (DOOR, DIRECT)
+    out = [QidoCase(kind, level, paths[kind], "viewer", DOOR_QIDO, sides=sides,
+                    ratio_target=API_QIDO_RATIO) for kind in QIDO_KINDS]
+    if zh:
+        names = tuple(f"/studies?PatientName={urllib.parse.quote(name, safe='')}"
+                      for name, _ in zh)
+        ids = tuple(f"/studies?PatientID={patient_id}" for _, patient_id in zh)
+        out.append(QidoCase("PatientName 中文", level, names, "viewer", DOOR_QIDO, sides=sides,
+                            baseline_paths=ids,
+                            extra="; direct: the same patients' PatientID (direct cannot "
+                                  "search a Chinese name)"))
+    return out
 
 
 def qido_paths(level: int, study_uids: Sequence[str], count: int,
@@ -213,10 +284,13 @@ QIDO_KINDS: Final = ("study list page (limit 100)", "PatientID", "PatientName pr
 
 
 def answer_counts(case: QidoCase, servers: Mapping[str, Server]) -> dict[str, int]:
-    """How many matches the first search of ``case`` finds on each server (a sanity check)."""
+    """How many matches the first search of ``case`` finds on each of its sides (a sanity
+    check)."""
     out = {}
-    for name, server in servers.items():
-        response = server.get(case.root(server) + case.paths[0], headers={"Accept": METADATA})
+    for name in case.sides:
+        server = servers[name]
+        response = server.get(case.root(server) + case.paths_for(server)[0],
+                              headers={"Accept": METADATA})
         body: Any = response.json() if response.status_code == 200 and response.content else []
         out[name] = len(body) if isinstance(body, list) else -1
     return out
@@ -232,6 +306,7 @@ class LoadCase:
     scenario: str = "QIDO-RS"
     repeatable: bool = False
     warmup: bool = False
+    sides: tuple[str, str] = (OURS, VANILLA)
 
     @property
     def key(self) -> str:

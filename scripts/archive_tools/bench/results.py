@@ -1,8 +1,12 @@
 """Benchmark results: metrics of both servers, their ratio, the requirement, tables, JSON.
 
-A metric is measured on both servers run after run; each run gives one or more samples (one
+A metric is measured on two servers run after run; each run gives one or more samples (one
 images/s figure per ingest run, one latency per request). The reported value is a statistic of
-the pooled samples (the median, or p95 for tail latency). The ratio is always ours/vanilla;
+the pooled samples (the median, or p95 for tail latency). The two sides are ours and vanilla
+for most cases, door and direct for the door-overhead cases (``sides``); the first is kept as
+``ours``, the second as ``vanilla``, whatever their names. The ratio is always first/second
+(ours/vanilla, door/direct); a ratio target (issue 6: ingest ≥ 0.95 of vanilla, the door
+≤ 1.05 of direct, QIDO through the API ≤ 1.2 of direct) is checked against it;
 ``slowdown`` turns it the way a reader means it: above 1 our archive is worse, whether lower
 (latency) or higher (throughput) is better. A verdict of ``slower`` means worse by more than
 :data:`SLOWER_THAN` (10 %, the issue's threshold for profiling).
@@ -40,13 +44,18 @@ class Target:
 
     def text(self, unit: str) -> str:
         sign = "≤" if self.op == "<=" else "≥"
-        return f"{sign} {self.value:g} {unit} ({self.requirement})"
+        return f"{sign} {self.value:g} {unit} ({self.requirement})".replace("  ", " ")
 
 
 FIRST_IMAGE: Final = Target("M19", "<=", 0.2)
 IMAGES_PER_S: Final = Target("M19", ">=", 500)
 MB_PER_S: Final = Target("M19", ">=", 128)
 VIEWER_FIRST_IMAGE: Final = Target("M13", "<=", 1.0)
+#: Issue 6's ratios: ours/vanilla ingest rate, door/direct latency, API/direct QIDO latency.
+INGEST_RATIO: Final = Target("issue 6", ">=", 0.95)
+DOOR_RATIO: Final = Target("issue 6", "<=", 1.05)
+DOOR_RATE_RATIO: Final = Target("issue 6", ">=", 1 / 1.05)
+API_QIDO_RATIO: Final = Target("issue 6", "<=", 1.2)
 
 
 @dataclass(frozen=True)
@@ -57,7 +66,8 @@ class MetricSpec:
     unit: str
     better: Better
     statistic: Statistic = "median"
-    target: Target | None = None
+    target: Target | None = None  # on the value of each side
+    ratio_target: Target | None = None  # on the ratio first/second
 
 
 @dataclass
@@ -96,6 +106,7 @@ class MetricResult:
     vanilla: Samples | None = field(default_factory=Samples)
     notes: list[str] = field(default_factory=list)
     rechecked_runs: int = 0
+    sides: tuple[str, str] = ("ours", "vanilla")
 
     @property
     def key(self) -> str:
@@ -120,6 +131,12 @@ class MetricResult:
     @property
     def verdict(self) -> Verdict:
         return verdict(self.slowdown)
+
+    @property
+    def ratio_met(self) -> bool | None:
+        """Whether the ratio meets the spec's ratio target (None: no target or no ratio)."""
+        target, value = self.spec.ratio_target, self.ratio
+        return None if target is None or value is None else target.met(value)
 
     def paired_worse(self) -> tuple[int, int]:
         """In how many paired runs ours was worse than vanilla, and how many pairs there are."""
@@ -188,7 +205,7 @@ def _pass_text(passed: bool | None) -> str:
 def verdict_text(entry: Mapping[str, Any]) -> str:
     """"slower 15%", "faster 30%", "≈", or why there is no comparison."""
     if entry["vanilla"] is None:
-        return "ours only"
+        return f"{sides_of(entry)[0]} only"
     value = entry["slowdown"]
     if value is None or entry["verdict"] == "n/a":
         return "n/a"
@@ -206,12 +223,34 @@ def target_text(entry: Mapping[str, Any]) -> str:
     return Target(target["requirement"], target["op"], target["value"]).text(entry["unit"])
 
 
+def ratio_target_text(entry: Mapping[str, Any]) -> str:
+    target = entry.get("ratio_target")
+    if target is None:
+        return ""
+    return Target(target["requirement"], target["op"], target["value"]).text("")
+
+
+def sides_of(entry: Mapping[str, Any]) -> tuple[str, str]:
+    """The entry's two sides (files written before door/direct cases have none: ours, vanilla)."""
+    sides = entry.get("sides") or ("ours", "vanilla")
+    return str(sides[0]), str(sides[1])
+
+
 def _value(side: Mapping[str, Any] | None) -> float | None:
     return None if side is None else float(side["value"])
 
 
 HEADERS: Final = ("scenario", "case", "metric", "unit", "ours", "vanilla", "ours/vanilla",
-                  "verdict", "target", "ours ok", "vanilla ok")
+                  "verdict", "target", "ours ok", "vanilla ok", "ratio target", "ratio ok")
+
+
+def headers(sides: tuple[str, str] = ("ours", "vanilla"), scenario: bool = True) -> list[str]:
+    """:data:`HEADERS` named after the two sides compared (door, direct …)."""
+    a, b = sides
+    names = {"ours": a, "vanilla": b, "ours/vanilla": f"{a}/{b}", "ours ok": f"{a} ok",
+             "vanilla ok": f"{b} ok"}
+    out = [names.get(h, h) for h in HEADERS]
+    return out if scenario else out[1:]
 
 
 def table_rows(entries: Sequence[Mapping[str, Any]], scenario: bool = True) -> list[list[str]]:
@@ -221,7 +260,8 @@ def table_rows(entries: Sequence[Mapping[str, Any]], scenario: bool = True) -> l
         row = [e["scenario"]] if scenario else []
         row += [e["label"], e["metric"], e["unit"], format_number(_value(e["ours"])),
                 format_number(_value(e["vanilla"])), format_ratio(e["ratio"]), verdict_text(e),
-                target_text(e), _pass_text(e["pass"]["ours"]), _pass_text(e["pass"]["vanilla"])]
+                target_text(e), _pass_text(e["pass"]["ours"]), _pass_text(e["pass"]["vanilla"]),
+                ratio_target_text(e), _pass_text(e["pass"].get("ratio"))]
         rows.append(row)
     return rows
 
@@ -261,7 +301,8 @@ def format_markdown_table(headers: Sequence[str], rows: Sequence[Sequence[str]],
 
 
 def results_table(entries: Sequence[Mapping[str, Any]]) -> str:
-    """The table printed on stdout."""
+    """The table printed on stdout (columns named ours/vanilla; a door-overhead row's sides
+    are door/direct, as its scenario says)."""
     return format_text_table(HEADERS, table_rows(entries))
 
 
@@ -314,9 +355,14 @@ def metric_entry(m: MetricResult) -> dict[str, Any]:
             else spec.target.met(m.ours_value),
             "vanilla": None if spec.target is None or m.vanilla_value is None
             else spec.target.met(m.vanilla_value),
+            "ratio": m.ratio_met,
         },
         "rechecked_runs": m.rechecked_runs,
         "notes": list(m.notes),
+        "sides": list(m.sides),
+        "ratio_target": None if spec.ratio_target is None else {
+            "requirement": spec.ratio_target.requirement, "op": spec.ratio_target.op,
+            "value": spec.ratio_target.value},
     }
 
 
@@ -407,4 +453,10 @@ def validate_document(doc: Any) -> list[str]:
                 problems += _check(entry[side], _SIDE, f"{where}.{side}")
         if entry["ours"] is None:
             problems.append(f"{where}.ours: our archive has no value")
+        sides = entry.get("sides", ["ours", "vanilla"])
+        if not (isinstance(sides, list) and len(sides) == 2
+                and all(isinstance(x, str) for x in sides)):
+            problems.append(f"{where}.sides: {sides!r} is not two names")
+        if not isinstance(entry.get("ratio_target"), (dict, type(None))):
+            problems.append(f"{where}.ratio_target: not an object")
     return problems

@@ -1,9 +1,12 @@
 """Alternate cases between the two servers, collect samples, recheck suspect ratios.
 
-A *case* is one thing measured the same way on both servers (``storescu`` with 4 associations
-of CT instances; series metadata with 4 clients …). Its ``run(server)`` does it once and returns
-samples per metric. Repetitions alternate the order, A B, B A, A B …, so that a slow drift of the
-machine (another job starting, the page cache filling) weighs on both servers alike.
+A *case* is one thing measured the same way on two servers (``storescu`` with 4 associations
+of CT instances; series metadata with 4 clients …). Its ``sides`` name them: ours and vanilla for
+most cases, door and direct for what the door and the API service cost (:mod:`.servers`). The
+first side is the one judged (it is stored as the result's ``ours``), the second its baseline.
+Its ``run(server)`` does it once and returns samples per metric. Repetitions alternate the order,
+A B, B A, A B …, so that a slow drift of the machine (another job starting, the page cache
+filling) weighs on both servers alike.
 
 A ratio that says our archive is more than 10 % worse may be noise on this machine; the runner
 measures such cases again (more A/B pairs) before anyone profiles them.
@@ -19,6 +22,9 @@ from typing import Protocol
 
 from .results import MetricResult, MetricSpec, Samples
 from .servers import OURS, VANILLA, Server
+
+Sides = tuple[str, str]
+OURS_VANILLA: Sides = (OURS, VANILLA)
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +45,11 @@ class Case(Protocol):
 
     @property
     def specs(self) -> Sequence[MetricSpec]: ...
+
+    @property
+    def sides(self) -> Sides:
+        """The two servers compared: the judged one first, its baseline second."""
+        ...
 
     @property
     def repeatable(self) -> bool:
@@ -73,7 +84,8 @@ class Runner:
     progress: Callable[[str], None] = log.info
 
     def _new_results(self, case: Case) -> list[MetricResult]:
-        return [MetricResult(case.scenario, case.key, case.label, spec) for spec in case.specs]
+        return [MetricResult(case.scenario, case.key, case.label, spec, sides=case.sides)
+                for spec in case.specs]
 
     def _run_once(self, case: Case, name: str, results: Sequence[MetricResult],
                   failures: dict[str, list[str]]) -> None:
@@ -86,7 +98,7 @@ class Runner:
             return
         for result in results:
             values = samples.get(result.spec.name, ())
-            side = result.ours if name == OURS else result.vanilla
+            side = result.ours if name == case.sides[0] else result.vanilla
             if side is not None:
                 side.add_run(values)
 
@@ -97,13 +109,13 @@ class Runner:
         failures: dict[str, list[str]] = {}
         started = time.monotonic()
         if case.warmup:
-            for name in order(0):
+            for name in order(0, case.sides):
                 try:
                     case.run(self.servers[name])
                 except CaseFailed as error:
                     log.warning("warm-up of %s on %s: %s", case.key, name, error)
         for rep in range(reps):
-            for name in order(rep):
+            for name in order(rep, case.sides):
                 self._run_once(case, name, results, failures)
         self._settle(case, results, failures)
         self.progress(f"{case.key}: {time.monotonic() - started:.1f} s; " + ", ".join(
@@ -113,10 +125,11 @@ class Runner:
 
     def _settle(self, case: Case, results: Sequence[MetricResult],
                 failures: Mapping[str, Sequence[str]]) -> None:
-        """Turn failures into notes: vanilla that never worked is left out; ours is an error."""
+        """Turn failures into notes: a baseline that never worked is left out; the judged side
+        failing is an error."""
         for name, messages in failures.items():
             text = f"{name}: {len(messages)} failed run(s), first: {messages[0]}"
-            if name == OURS:
+            if name == case.sides[0]:
                 self.errors.append(f"{case.key}: {text}")
             for result in results:
                 result.notes.append(text)
@@ -147,7 +160,7 @@ class Runner:
             self.progress(f"recheck {measured.case.key} (worst slowdown {worst:.2f})")
             failures: dict[str, list[str]] = {}
             for rep in range(extra_reps):
-                for name in order(rep + 1):  # start with vanilla this time
+                for name in order(rep + 1, measured.case.sides):  # baseline first this time
                     self._run_once(measured.case, name, measured.results, failures)
             for result in measured.results:
                 result.rechecked_runs += extra_reps

@@ -1,18 +1,30 @@
-"""The two servers of every comparison, and what the benchmark asks of them over REST.
+"""The servers of every comparison, and what the benchmark asks of them over REST.
 
-*ours*: the shipped ``config/`` with our Python plugin and all its default features, exactly as
-``scripts/serve`` runs it (only the ports and data folder differ).
+*ours*: the whole archive exactly as ``scripts/serve`` runs it (``python -m archive_door run``
+from the shipped ``config/``, :class:`testkit.stack.Stack`: nginx, Orthanc with our plugin, the
+API service, a worker), on free ports. Clients reach it through its door, as in production.
 
-*vanilla*: the same configuration files and the same Orthanc binary, DICOMweb and GDCM plugins
-(SQLite index, filesystem storage, same storage and DICOM settings, ``TCP_NODELAY=1``), without
-the Python plugin. To give OHIF to both, vanilla also loads Orthanc's stock ServeFolders plugin
-serving the same OHIF build (see :mod:`.viewer`).
+*vanilla*: the same Orthanc binary, DICOMweb and GDCM plugins and configuration files (SQLite
+index, filesystem storage, same storage and DICOM settings, ``TCP_NODELAY=1``), without the
+Python plugin, nginx or services, on its own HTTP port. To give OHIF to both, vanilla also loads
+Orthanc's stock ServeFolders plugin serving the same OHIF build (see :mod:`.viewer`).
+
+Two more views of *ours* measure what the door and the API service cost (issue 6):
+
+*door*: ours again, under the name the door-overhead cases give their first side;
+*direct*: ours' Orthanc on its internal loopback port, with the internal credential, bypassing
+nginx and the API service.
+
+Every :class:`Server` has a *public* URL (what clients use: DICOMweb, the viewer, QIDO) and an
+*admin* URL and credential for the benchmark's own bookkeeping (``/statistics``, ``/changes``,
+``/tools/lookup``, DELETE, ``/system``): Orthanc's administrative REST, which our door hides.
+For vanilla both are its one HTTP port, without credential.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
@@ -20,6 +32,7 @@ from typing import Any, Final
 import requests
 
 from testkit.orthanc_process import DROP, OrthancProcess
+from testkit.stack import Stack
 
 log = logging.getLogger(__name__)
 
@@ -28,50 +41,63 @@ VANILLA_PLUGINS: Final = ("libOrthancDicomWeb.so", "libOrthancGdcm.so")
 SERVE_FOLDERS: Final = "libServeFolders.so"
 OURS: Final = "ours"
 VANILLA: Final = "vanilla"
+DOOR: Final = "door"
+DIRECT: Final = "direct"
+#: The servers that hold data of their own (door and direct are views of ours).
+STORES: Final = (OURS, VANILLA)
+
+Auth = tuple[str, str]
 
 
 class ServerError(RuntimeError):
     pass
 
 
+def _no_pids() -> dict[str, int]:
+    return {}
+
+
 @dataclass
 class Server:
-    """A running Orthanc and a keep-alive session to its REST API."""
+    """A running server: its public URL for clients, its admin REST for the benchmark.
+
+    ``auth`` is what a client must send to ``url`` (only the *direct* view needs one);
+    ``pids`` says which process runs which program (``orthanc``, ``api``), for py-spy.
+    """
 
     name: str
-    process: OrthancProcess
+    url: str
+    admin_url: str
+    dicom_port: int
+    aet: str
+    auth: Auth | None = None
+    admin_auth: Auth | None = None
+    pids: Callable[[], Mapping[str, int]] = _no_pids
     session: requests.Session = field(default_factory=requests.Session)
+    admin: requests.Session = field(default_factory=requests.Session)
 
-    @property
-    def url(self) -> str:
-        return self.process.url
+    def __post_init__(self) -> None:
+        self.session.auth = self.auth
+        self.admin.auth = self.admin_auth
 
-    @property
-    def dicom_port(self) -> int:
-        return self.process.dicom_port
+    def view(self, name: str, url: str | None = None, auth: Auth | None = None) -> "Server":
+        """The same server under another name, maybe reached at another URL with ``auth``."""
+        return Server(name, url or self.url, self.admin_url, self.dicom_port, self.aet,
+                      auth if url else self.auth, self.admin_auth, self.pids)
 
-    @property
-    def aet(self) -> str:
-        return self.process.aet
+    def pid(self, program: str = "orthanc") -> int:
+        try:
+            return int(self.pids()[program])
+        except (KeyError, OSError, ValueError) as error:
+            raise ServerError(f"{self.name}: no pid for {program}: {error}") from error
 
-    @property
-    def pid(self) -> int:
-        pid = self.process.pid
-        if pid is None:
-            raise ServerError(f"{self.name} is not running")
-        return pid
+    # --- public ----------------------------------------------------------------------------
 
     def get(self, path: str, **kwargs: Any) -> requests.Response:
         return self.session.get(self.url + path, timeout=kwargs.pop("timeout", 120), **kwargs)
 
     def get_json(self, path: str) -> Any:
-        response = self.get(path)
-        if response.status_code != 200:
-            raise ServerError(f"{self.name}: GET {path} answered {response.status_code}")
-        try:
-            return response.json()
-        except ValueError as error:
-            raise ServerError(f"{self.name}: GET {path} did not answer JSON") from error
+        return _json(self.get(path), self.name, path)
 
     def answers(self, path: str) -> bool:
         try:
@@ -79,17 +105,22 @@ class Server:
         except requests.RequestException:
             return False
 
+    # --- admin -----------------------------------------------------------------------------
+
+    def admin_get_json(self, path: str) -> Any:
+        return _json(self.admin.get(self.admin_url + path, timeout=120), self.name, path)
+
     def count_instances(self) -> int:
-        return int(self.get_json("/statistics")["CountInstances"])
+        return int(self.admin_get_json("/statistics")["CountInstances"])
 
     def count_studies(self) -> int:
-        return int(self.get_json("/statistics")["CountStudies"])
+        return int(self.admin_get_json("/statistics")["CountStudies"])
 
     def last_change(self) -> int:
-        return int(self.get_json("/changes?last")["Last"])
+        return int(self.admin_get_json("/changes?last")["Last"])
 
     def lookup(self, uid: str) -> list[dict[str, Any]]:
-        response = self.session.post(self.url + "/tools/lookup", data=uid, timeout=60)
+        response = self.admin.post(self.admin_url + "/tools/lookup", data=uid, timeout=60)
         if response.status_code != 200:
             raise ServerError(f"{self.name}: lookup of {uid} answered {response.status_code}")
         found = response.json()
@@ -101,8 +132,8 @@ class Server:
         for uid in study_uids:
             for match in self.lookup(uid):
                 if match.get("Type") == "Study":
-                    response = self.session.delete(f"{self.url}/studies/{match['ID']}",
-                                                   timeout=600)
+                    response = self.admin.delete(f"{self.admin_url}/studies/{match['ID']}",
+                                                 timeout=600)
                     if response.status_code != 200:
                         raise ServerError(f"{self.name}: deleting study {uid} answered "
                                           f"{response.status_code}")
@@ -110,30 +141,71 @@ class Server:
         return deleted
 
     def versions(self) -> dict[str, Any]:
-        """Orthanc's version and every loaded plugin's, as the server reports them."""
-        system = self.get_json("/system")
+        """Orthanc's version and every loaded plugin's (admin REST); ours' platform too."""
+        system = self.admin_get_json("/system")
         plugins = {}
-        for name in self.get_json("/plugins"):
+        for name in self.admin_get_json("/plugins"):
             if name.endswith(".js"):  # "explorer.js": the plugins' Orthanc Explorer extensions
                 continue
-            info = self.get_json(f"/plugins/{name}")
+            info = self.admin_get_json(f"/plugins/{name}")
             plugins[name] = info.get("Version")
         out: dict[str, Any] = {"orthanc": system.get("Version"),
                                "database_version": system.get("DatabaseVersion"),
                                "plugins": plugins}
-        if self.answers("/api/health"):
-            health = self.get_json("/api/health")
-            out["regional_archive"] = health.get("plugin", {}).get("version")
+        response = self.get("/api/health")
+        if response.status_code in (200, 503) and response.headers.get(
+                "content-type", "").startswith("application/json"):
+            health = response.json()
+            out["archive"] = health.get("version")
+            out["platform"] = health.get("platform")
             out["features"] = health.get("features")
+            out["health"] = health.get("status")
         return out
 
-    def stop(self) -> None:
+    def close(self) -> None:
         self.session.close()
-        self.process.stop()
+        self.admin.close()
 
 
-def ours(workdir: Path) -> OrthancProcess:
-    return OrthancProcess(workdir, new_session=True)
+def _json(response: requests.Response, name: str, path: str) -> Any:
+    if response.status_code != 200:
+        raise ServerError(f"{name}: GET {path} answered {response.status_code}")
+    try:
+        return response.json()
+    except ValueError as error:
+        raise ServerError(f"{name}: GET {path} did not answer JSON") from error
+
+
+# --- ours: the whole archive ---------------------------------------------------------------
+
+
+def ours_stack(workdir: Path) -> Stack:
+    return Stack(workdir)
+
+
+def stack_pids(stack: Stack) -> Callable[[], dict[str, int]]:
+    def pids() -> dict[str, int]:
+        return {name: int(info["pid"]) for name, info in stack.programs().items()
+                if info.get("pid")}
+    return pids
+
+
+def start_ours(stack: Stack, timeout: float = 180.0) -> Server:
+    """Start the whole archive; the server is its door, its admin REST Orthanc's own port."""
+    log.info("starting ours (door %d, Orthanc %d, API %d, DICOM %d) in %s", stack.http_port,
+             stack.orthanc_port, stack.api_port, stack.dicom_port, stack.workdir)
+    stack.start(timeout=timeout)
+    stack.wait_healthy(timeout=timeout)
+    return Server(OURS, stack.url, stack.orthanc_url, stack.dicom_port, stack.aet,
+                  admin_auth=stack.orthanc_auth, pids=stack_pids(stack))
+
+
+def door_and_direct(ours: Server, stack: Stack) -> tuple[Server, Server]:
+    """Ours through its door, and ours' Orthanc on its internal port with the credential."""
+    return ours.view(DOOR), ours.view(DIRECT, stack.orthanc_url, stack.orthanc_auth)
+
+
+# --- vanilla Orthanc -----------------------------------------------------------------------
 
 
 def vanilla(workdir: Path, ohif_folder: Path | None) -> OrthancProcess:
@@ -167,8 +239,12 @@ def serve_folders_config(folder: Path) -> dict[str, Any]:
     }
 
 
-def start(name: str, process: OrthancProcess) -> Server:
-    log.info("starting %s (HTTP %d, DICOM %d) in %s", name, process.http_port,
+def start_vanilla(process: OrthancProcess) -> Server:
+    log.info("starting vanilla (HTTP %d, DICOM %d) in %s", process.http_port,
              process.dicom_port, process.workdir)
     process.start(timeout=120)
-    return Server(name, process)
+
+    def pids() -> dict[str, int]:
+        return {} if process.pid is None else {"orthanc": process.pid}
+
+    return Server(VANILLA, process.url, process.url, process.dicom_port, process.aet, pids=pids)

@@ -1,6 +1,6 @@
 """Time for OHIF in headless Chromium to show the first image of a CT (REQUIREMENTS M13: < 1 s).
 
-The same OHIF build is served by both servers: ours by the plugin at ``/ohif/`` (index.html
+The same OHIF build is served by both servers: ours by its door (nginx) at ``/ohif/`` (index.html
 rebased, app-config.js rendered, long-lived caching of content-hashed bundles), vanilla by
 Orthanc's stock ServeFolders plugin from a folder of links to the same build, holding the
 index.html and app-config.js that ours serves; the only change is that vanilla's viewer sends
@@ -29,7 +29,7 @@ from typing import Final
 from testkit.devtools import Chromium, DevToolsError
 from .results import VIEWER_FIRST_IMAGE, Better, MetricSpec
 from .runner import CaseFailed
-from .servers import Server, ServerError
+from .servers import OURS, VANILLA, Server, ServerError
 
 log = logging.getLogger(__name__)
 
@@ -137,6 +137,7 @@ class ViewerCase:
     scenario: str = "Viewer (OHIF)"
     repeatable: bool = True
     warmup: bool = True
+    sides: tuple[str, str] = (OURS, VANILLA)
     _installed: bool = field(default=False, init=False)
 
     @property

@@ -11,7 +11,8 @@ polling never slows them). The protocol on stdin/stdout, one line each:
 
 Jobs: ``cstore`` (pynetdicom C-STORE of files over one association, PS3.4 B.2), ``stow``
 (STOW-RS POSTs of multipart/related bodies, PS3.18 10.5), ``get`` (HTTP GETs, one after another,
-each timed: WADO-RS, QIDO-RS). Times are ``time.monotonic()``, which is the same clock in every
+each timed: WADO-RS, QIDO-RS). ``stow`` and ``get`` send HTTP basic authentication when the job
+has ``auth`` ([user, password]: Orthanc's internal port, the door-overhead cases). Times are ``time.monotonic()``, which is the same clock in every
 process of the machine (CLOCK_MONOTONIC), so the parent can compare them with its own.
 """
 
@@ -112,10 +113,18 @@ def prepare_cstore(job: Mapping[str, Any]) -> Runner:
     return run
 
 
-def prepare_stow(job: Mapping[str, Any]) -> Runner:
+def _session(job: Mapping[str, Any]) -> Any:
     import requests
 
     session = requests.Session()
+    auth = job.get("auth")
+    if auth:
+        session.auth = (str(auth[0]), str(auth[1]))
+    return session
+
+
+def prepare_stow(job: Mapping[str, Any]) -> Runner:
+    session = _session(job)
     url = job["url"].rstrip("/") + "/studies"
     files = list(job["files"])
     size = int(job.get("batch", 1))
@@ -142,9 +151,7 @@ def prepare_stow(job: Mapping[str, Any]) -> Runner:
 
 
 def prepare_get(job: Mapping[str, Any]) -> Runner:
-    import requests
-
-    session = requests.Session()
+    session = _session(job)
     timeout = float(job.get("timeout", 300))
     wanted = list(job["requests"])
 
