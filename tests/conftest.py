@@ -8,6 +8,7 @@ those requests only.
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,6 +26,16 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if f"{os.sep}integration{os.sep}" in str(item.path):
             item.add_marker(pytest.mark.integration)
+
+
+@pytest.fixture(autouse=True)
+def _plugin_logger_restored() -> Iterator[None]:
+    """The plugin's bootstrap points the ``regional_archive`` logger at Orthanc and stops it
+    propagating; put it back after each test, so caplog sees its records in every order."""
+    logger = logging.getLogger("regional_archive")
+    saved = (list(logger.handlers), logger.propagate, logger.level)
+    yield
+    logger.handlers[:], logger.propagate, logger.level = saved[0], saved[1], saved[2]
 
 
 @pytest.fixture(scope="session")
