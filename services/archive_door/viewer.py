@@ -33,6 +33,9 @@ from typing import Final
 from archive_config.errors import ConfigError
 from archive_config.settings import ViewerSettings
 
+from archive_tools.ohif_index import INSTALL_STAMP, rebase_index_html
+from archive_tools.ohif_index import ViewerBuildError as OhifBuildError
+
 from .errors import ViewerBuildError
 
 #: The API service's QIDO-RS route that decodes query values (below the archive's prefix).
@@ -52,9 +55,6 @@ _CONTENT_HASH = re.compile(CONTENT_HASH)
 IMMUTABLE: Final = "public, max-age=31536000, immutable"
 REWRITTEN: Final = "public, max-age=86400"
 REVALIDATE: Final = "no-cache"
-
-#: Written by install-ohif into the build folder: OHIF version, rewrite level, rewritten files.
-INSTALL_STAMP: Final = ".archive-ohif-install.json"
 
 #: OHIF's i18next resource keys for our ``Archive.Viewer.DefaultLanguage`` values.
 OHIF_LANGUAGES: Final = {"zh": "zh", "en": "en-US"}
@@ -80,41 +80,6 @@ def rewritten_files(build: Path) -> frozenset[str]:
 
 
 # --- index.html -----------------------------------------------------------------------------
-
-_PUBLIC_URL = re.compile(r"window\.PUBLIC_URL\s*=\s*'/'")
-_ROOT_ATTRIBUTE = re.compile(r'(\s(?:src|href|content)=")/(?!/)')
-#: What index.html of the npm build must contain; missing means OHIF changed its template.
-_INDEX_EXPECTED = (
-    ('src="/app-config.js"', "the app-config.js script"),
-    ('src="/init-service-worker.js"', "the service-worker script"),
-    ('<script defer="defer" src="/app.bundle.', "the app bundle script"),
-    ('href="/app.bundle.css"', "the app stylesheet"),
-)
-
-
-def rebase_index_html(text: str, root: str) -> str:
-    """Point the index.html of a build made for ``/`` at ``root`` (``/ohif/``).
-
-    Rewrites ``window.PUBLIC_URL`` (from which OHIF derives its router base and, after
-    install-ohif, where webpack loads chunks and workers) and every root-absolute ``src``,
-    ``href`` and ``content`` attribute. Raises :class:`ViewerBuildError` if a reference the
-    viewer cannot work without is missing, so an OHIF upgrade fails loudly at start-up instead
-    of serving a blank page.
-    """
-    missing = [what for needle, what in _INDEX_EXPECTED if needle not in text]
-    if not _PUBLIC_URL.search(text):
-        missing.append("window.PUBLIC_URL = '/'")
-    if missing:
-        raise ViewerBuildError(
-            f"{INDEX}: expected {', '.join(missing)} of a build made for '/'; "
-            "has the OHIF version changed?"
-        )
-    text = _PUBLIC_URL.sub(lambda _m: f"window.PUBLIC_URL = {json.dumps(root)}", text)
-    return _ROOT_ATTRIBUTE.sub(lambda m: m.group(1) + root, text)
-
-
-# --- app-config.js --------------------------------------------------------------------------
-
 
 def _prefix(viewer_root: str) -> str:
     """What the archive's paths are below, seen from the browser: ``/ohif/`` → ``""``,
@@ -187,7 +152,11 @@ def write_viewer_files(viewer: ViewerSettings, target: Path, source: str | None 
     except OSError as exc:
         raise ConfigError("Archive.Viewer.AppConfig", f"cannot read {viewer.app_config}: {exc.strerror}", source) from exc
     target.mkdir(parents=True, exist_ok=True)
-    (target / INDEX).write_text(rebase_index_html(index.read_text(encoding="utf-8"), viewer.root), encoding="utf-8")
+    try:
+        rebased = rebase_index_html(index.read_text(encoding="utf-8"), viewer.root)
+    except OhifBuildError as exc:
+        raise ViewerBuildError(f"{build}/{exc}") from exc
+    (target / INDEX).write_text(rebased, encoding="utf-8")
     script = render_app_config(template, root=viewer.root, default_language=viewer.default_language)
     (target / APP_CONFIG).write_text(script, encoding="utf-8")
     return build

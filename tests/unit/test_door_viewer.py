@@ -19,6 +19,7 @@ import pytest
 from archive_config.errors import ConfigError
 from archive_config.settings import ViewerSettings
 from archive_door.errors import ViewerBuildError
+from archive_tools.ohif_index import ViewerBuildError as OhifBuildError
 from archive_door.viewer import (
     APP_CONFIG,
     IMMUTABLE,
@@ -111,12 +112,12 @@ def test_rebase_index_html_points_everything_at_the_root() -> None:
     ],
 )
 def test_rebase_index_html_fails_loudly_on_an_unknown_build(remove: str, named: str) -> None:
-    with pytest.raises(ViewerBuildError, match=named):
+    with pytest.raises(OhifBuildError, match=named):
         rebase_index_html(OHIF_INDEX.replace(remove, "x"), "/ohif/")
 
 
 def test_rebase_index_html_refuses_an_already_rebased_page() -> None:
-    with pytest.raises(ViewerBuildError):
+    with pytest.raises(OhifBuildError):
         rebase_index_html(rebase_index_html(OHIF_INDEX, "/ohif/"), "/ohif/")
 
 
