@@ -117,7 +117,7 @@ class QidoService:
     async def _resolved(self, plan: qido.ResolvedPlan, level: qido.Level,
                         headers: Mapping[str, str]) -> Response:
         found = await self.orthanc.post_json("/tools/find", plan.find)
-        uids = qido.uids_of(found if isinstance(found, list) else [], level)
+        uids = plan.page(qido.uids_of(found if isinstance(found, list) else [], level))
         headers = {**headers, "accept": DICOM_JSON}
         items: list[Any] = []
         for query in plan.dicomweb_queries(uids):

@@ -14,9 +14,11 @@ PS3.18 §10.6); this module only decides how to *ask* it:
 * **Resolved**: some value is not (Chinese characters, a space, ``=`` …). The same search is run
   by Orthanc's ``POST /tools/find`` with a JSON (UTF-8) body, exactly the request the DICOMweb
   plugin itself makes internally (same ``Query`` constraints after the plugin's own list rewrite,
-  ``Limit``/``Since`` from limit/offset, ``CaseSensitive`` from ``DicomWeb.QidoCaseSensitive``),
-  which yields the page of matching UIDs. DICOMweb is then asked for those UIDs (UID list
-  matching, PS3.18 §8.3.4.1) together with the other parameters, and answers the DICOM JSON.
+  ``CaseSensitive`` from ``DicomWeb.QidoCaseSensitive``), which yields the matching UIDs; the
+  page (limit/offset) is cut from them here. ``Limit``/``Since`` are not sent: trixie's Orthanc
+  1.12.7 applies ``Limit`` before matching tags that are not main DICOM tags of the level (three
+  studies of 张* paged by 2 gave 1, 2, 0) and refuses ``Since`` with ``CaseSensitive``.
+  DICOMweb is then asked for the page's UIDs (UID list matching, PS3.18 §8.3.4.1) together with the other parameters, and answers the DICOM JSON.
   Attributes whose constraint was dropped from that second request are added to
   ``includefield``, since DICOMweb returns every attribute that was a query key.
 
@@ -238,6 +240,13 @@ class ResolvedPlan:
     find: dict[str, Any]
     uid_key: str
     dicomweb_pairs: tuple[tuple[str, str], ...] = field(default=())
+    limit: int | None = None
+    offset: int = 0
+
+    def page(self, uids: Sequence[str]) -> list[str]:
+        """The client's page (QIDO-RS ``offset``/``limit``) of every matching UID."""
+        end = None if self.limit is None else self.offset + self.limit
+        return list(uids[self.offset:end])
 
     def dicomweb_queries(self, uids: Sequence[str], batch: int = UID_BATCH) -> Iterator[str]:
         """One raw query string per batch of UIDs, in the order ``/tools/find`` gave them."""
@@ -263,8 +272,6 @@ def plan(search: SearchPath, query: QidoQuery, *, case_sensitive: bool | None = 
         "Level": FIND_LEVEL[search.level],
         "Query": constraints,
         "Expand": True,
-        "Limit": query.limit or 0,
-        "Since": query.offset,
     }
     if case_sensitive is not None:
         find["CaseSensitive"] = case_sensitive
@@ -272,7 +279,7 @@ def plan(search: SearchPath, query: QidoQuery, *, case_sensitive: bool | None = 
     kept = [(k, v) for k, v in query.filters if is_raw_safe(v) and k != uid_key]
     dropped = [k for k, v in query.filters if not is_raw_safe(v) and k != uid_key]
     pairs = [*kept, *raw_ignored, *_control_pairs(query, paging=False, extra_include=dropped)]
-    return ResolvedPlan(path, find, uid_key, tuple(pairs))
+    return ResolvedPlan(path, find, uid_key, tuple(pairs), query.limit, query.offset)
 
 
 def uids_of(found: Sequence[Mapping[str, Any]], level: Level) -> list[str]:

@@ -19,22 +19,21 @@ import pytest
 from archive_config.errors import ConfigError
 from archive_config.settings import ViewerSettings
 from archive_door.errors import ViewerBuildError
-from archive_tools.ohif_index import ViewerBuildError as OhifBuildError
 from archive_door.viewer import (
     APP_CONFIG,
     IMMUTABLE,
     INDEX,
-    INSTALL_STAMP,
     REVALIDATE,
     REWRITTEN,
     cache_control,
     dicomweb_root,
     qido_root,
-    rebase_index_html,
     render_app_config,
     rewritten_files,
     write_viewer_files,
 )
+from archive_tools.ohif_index import INSTALL_STAMP, rebase_index_html
+from archive_tools.ohif_index import ViewerBuildError as OhifBuildError
 from testkit.ohif_sample import OHIF_INDEX
 
 REPO = Path(__file__).resolve().parents[2]

@@ -69,9 +69,12 @@ def test_a_chinese_name_is_resolved_through_tools_find() -> None:
     assert isinstance(result, ResolvedPlan)
     assert result.find == {"Level": "Study",
                            "Query": {"PatientName": "张*", "StudyDate": "20240101-"},
-                           "Expand": True, "Limit": 2, "Since": 1, "CaseSensitive": False}
+                           "Expand": True, "CaseSensitive": False}
     assert result.uid_key == "StudyInstanceUID"
-    # the page is already cut by /tools/find: no limit/offset again; the dropped key is included
+    # the page is cut here, from every match (offset 1, limit 2), not by /tools/find
+    assert result.page(["1.1", "1.2", "1.3", "1.4"]) == ["1.2", "1.3"]
+    assert result.page(["1.1"]) == []
+    # DICOMweb gets no limit/offset again; the dropped key is included
     assert list(result.dicomweb_queries(["1.2", "1.3"])) == [
         "StudyDate=20240101-&includefield=StudyID,PatientName&StudyInstanceUID=1.2,1.3"]
 
@@ -90,7 +93,7 @@ def test_nested_search_keeps_the_path_and_its_constraints() -> None:
     assert result.find["Level"] == "Instance"
     assert result.find["Query"] == {"PatientName": "欧阳*", "SOPInstanceUID": "9.9",
                                     "StudyInstanceUID": "1.2.3", "SeriesInstanceUID": "1.2.3.4"}
-    assert "CaseSensitive" not in result.find and result.find["Limit"] == 0
+    assert "CaseSensitive" not in result.find and "Limit" not in result.find
     assert list(result.dicomweb_queries(["9.9"])) == ["includefield=PatientName&SOPInstanceUID=9.9"]
 
 
