@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from testkit.orthanc_process import DROP, REPO, OrthancProcess
+from testkit.orthanc_process import DROP, REPO, OrthancProcess, Overrides
 
 DEBIAN_PIDFILE = Path("/run/orthanc.pid")
 
@@ -24,7 +24,7 @@ DEBIAN_PIDFILE = Path("/run/orthanc.pid")
 @pytest.fixture
 def unrelated_orthanc(tmp_path: Path) -> Iterator[OrthancProcess]:
     """A plain Orthanc from /usr/sbin/Orthanc on free ports, with no plugin of ours."""
-    overrides = {"archive.json": DROP, "dicomweb.json": DROP,
+    overrides: Overrides = {"archive.json": DROP, "dicomweb.json": DROP,
                  "orthanc.json": {"Plugins": [], "PythonScript": DROP, "PythonVerbose": DROP,
                                   "Name": "Unrelated Orthanc"}}
     proc = OrthancProcess(tmp_path / "unrelated", overrides=overrides, ready_path="/system",
