@@ -24,9 +24,11 @@ DEBIAN_PIDFILE = Path("/run/orthanc.pid")
 @pytest.fixture
 def unrelated_orthanc(tmp_path: Path) -> Iterator[OrthancProcess]:
     """A plain Orthanc from /usr/sbin/Orthanc on free ports, with no plugin of ours."""
-    overrides: Overrides = {"archive.json": DROP, "dicomweb.json": DROP,
-                 "orthanc.json": {"Plugins": [], "PythonScript": DROP, "PythonVerbose": DROP,
-                                  "Name": "Unrelated Orthanc"}}
+    overrides: Overrides = {
+        "archive.json": DROP, "dicomweb.json": DROP,
+        "orthanc.json": {"Plugins": [], "PythonScript": DROP, "PythonVerbose": DROP,
+                         "Name": "Unrelated Orthanc"},
+    }
     proc = OrthancProcess(tmp_path / "unrelated", overrides=overrides, ready_path="/system",
                           ready_statuses=(200,), new_session=True)
     with proc:
