@@ -519,6 +519,7 @@ def test_api_cases_compare_the_api_route_with_direct_dicomweb() -> None:
     assert ascii_case.paths_for(door) == ascii_case.paths_for(direct) == paths["PatientID"]
     assert ascii_case.key == "qido/100/patientid/api-vs-direct"
     assert ascii_case.specs[0].ratio_target == API_QIDO_RATIO
+    assert chinese.key == "qido/100/patientname-chinese/api-vs-direct"
     assert chinese.specs[0].ratio_target is None  # not the same query on both sides
     assert chinese.paths_for(door)[0] == "/studies?PatientName=%E7%8E%8B%5E%E8%8A%B3%E8%8A%B3"
     assert chinese.paths_for(direct) == ("/studies?PatientID=ZH0000", "/studies?PatientID=ZH0001")
@@ -695,6 +696,18 @@ def test_py_spy_writes_its_flame_graph_and_the_stacks_for_the_summary(
     profile = profiling.Profile.parse(raw.read_text())
     assert profile.total > 0
     assert "spin_in_the_benchmark_test" in profiling.function(profile.leaves(1)[0].name)
+
+
+def test_a_thread_pool_waiting_for_work_is_idle() -> None:
+    waiting = ("_bootstrap (threading.py:995)", "_worker (concurrent/futures/thread.py:81)",
+               "0x7f6ed693df16 (libc.so.6)")
+    working = ("_bootstrap (threading.py:995)", "_worker (concurrent/futures/thread.py:83)",
+               "run (archive_api/dicomweb.py:10)", "send (libc.so.6)")
+    assert profiling.is_idle(waiting) and not profiling.is_idle(working)
+    assert profiling.is_idle(("main (x)", "usleep (libc.so.6)"))
+    assert not profiling.is_idle(("civet (libcivetweb.so)", "memcpy (libc.so.6)"))
+    text = ";".join(waiting) + " 9\n" + ";".join(working) + " 1\n"
+    assert profiling.Profile.parse(text).active().total == 1
 
 
 def test_recording_refuses_an_unknown_format(tmp_path: Path) -> None:

@@ -238,7 +238,7 @@ def api_cases(level: int, paths: Mapping[str, tuple[str, ...]],
         names = tuple(f"/studies?PatientName={urllib.parse.quote(name, safe='')}"
                       for name, _ in zh)
         ids = tuple(f"/studies?PatientID={patient_id}" for _, patient_id in zh)
-        out.append(QidoCase("PatientName 中文", level, names, "viewer", DOOR_QIDO, sides=sides,
+        out.append(QidoCase("PatientName 中文 (Chinese)", level, names, "viewer", DOOR_QIDO, sides=sides,
                             baseline_paths=ids,
                             extra="; direct: the same patients' PatientID (direct cannot "
                                   "search a Chinese name)"))

@@ -38,7 +38,15 @@ IDLE: Final = frozenset({
     "pselect", "pthread_cond_wait", "pthread_cond_timedwait", "sem_wait", "sem_timedwait",
     "accept", "accept4", "pthread_join",
 })
+#: Python frames (function, file ending) that block in C code without a named wait: a stack
+#: whose innermost Python frame is one of them is idle (the API service's thread pool waiting
+#: for work, an event loop's selector).
+IDLE_PYTHON: Final = frozenset({
+    ("_worker", "concurrent/futures/thread.py"), ("wait", "threading.py"),
+    ("get", "queue.py"), ("select", "selectors.py"), ("_wait_for_tstate_lock", "threading.py"),
+})
 _LINE = re.compile(r"^(.*) (\d+)$")
+_FILE = re.compile(r"\((.*?):\d+\)$")
 
 
 class ProfilerMissing(RuntimeError):
@@ -104,6 +112,20 @@ def is_python(frame: str) -> bool:
     return ".py:" in frame or "<frozen " in frame
 
 
+def is_idle(stack: Stack) -> bool:
+    """Asleep: a frame waits by name (:data:`IDLE`) or the innermost Python frame blocks
+    (:data:`IDLE_PYTHON`)."""
+    if any(function(f) in IDLE for f in stack):
+        return True
+    python = [f for f in stack if is_python(f)]
+    if not python:
+        return False
+    match = _FILE.search(python[-1])
+    where = match.group(1) if match else ""
+    name = function(python[-1])
+    return any(name == n and where.endswith(file) for n, file in IDLE_PYTHON)
+
+
 @dataclass(frozen=True)
 class Weighted:
     name: str
@@ -130,8 +152,7 @@ class Profile:
 
     def active(self) -> "Profile":
         """Without the stacks that are asleep."""
-        return Profile([(s, n) for s, n in self.stacks
-                        if not any(function(f) in IDLE for f in s)])
+        return Profile([(s, n) for s, n in self.stacks if not is_idle(s)])
 
     def python_share(self) -> float:
         """Fraction of samples whose stack holds Python code (our plugin at work)."""
