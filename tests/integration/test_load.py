@@ -13,6 +13,7 @@ Every loop is bounded by the deadline and by a count; the test stops by itself.
 from __future__ import annotations
 
 import copy
+import os
 import random
 import threading
 import time
@@ -30,7 +31,9 @@ from archive_tools import synthetic
 from testkit import dcmtk
 from testkit.stack import Stack
 
-DURATION = 120.0
+#: Two minutes, as the platform issue asks; ``ARCHIVE_LOAD_SECONDS`` shortens it where the same
+#: mix has already run for two minutes (scripts/test's second platform).
+DURATION = float(os.environ.get("ARCHIVE_LOAD_SECONDS", "120"))
 ASSOCIATIONS = 8
 READERS = 4
 STUDIES_PER_ASSOCIATION = 400   # a bound, never reached in DURATION on this machine

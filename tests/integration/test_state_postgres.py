@@ -34,7 +34,8 @@ from tests.unit.test_state_db import (
 from tests.unit.test_state_jobs import QueueContract
 from tests.unit.test_state_outbox import OutboxContract, run_outbox_processes
 
-pytestmark = pytest.mark.integration
+# The database layer on PostgreSQL: no Orthanc involved, so not run again on trixie's.
+pytestmark = [pytest.mark.integration, pytest.mark.platform_independent]
 
 T = TypeVar("T")
 _databases = itertools.count()
