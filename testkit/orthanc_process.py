@@ -34,6 +34,24 @@ CONFIG_DIR: Final = REPO / "config"
 #: Built by scripts/setup: raises the 100 KiB stacks of Debian's civetweb HTTP threads, which
 #: GDCM's transcoding overflows (orthanc-plugins/native/thread_stack.c, docs/decisions.md).
 THREAD_STACK_SHIM: Final = REPO / ".cache" / "lib" / "libarchive-thread-stack.so"
+#: Built by scripts/setup: TCP_QUICKACK after each read of a TCP socket, preloaded like the
+#: launcher does when ``Archive.Dicom.SuppressDelayedAck`` is on (orthanc-plugins/native/quick_ack.c).
+QUICK_ACK_SHIM: Final = REPO / ".cache" / "lib" / "libarchive-quick-ack.so"
+
+
+def suppresses_delayed_ack(config: Path) -> bool:
+    """Whether the launcher would preload the quick-ACK shim for this configuration folder.
+
+    Only an archive has the setting: a configuration without an ``Archive`` section (vanilla
+    Orthanc, the benchmark's comparison) gets no shim; an archive gets it unless
+    ``Archive.Dicom.SuppressDelayedAck`` is false.
+    """
+    for path in sorted(config.glob("*.json")):
+        archive = json.loads(path.read_text()).get("Archive")
+        if isinstance(archive, Mapping):
+            dicom = archive.get("Dicom")
+            return not (isinstance(dicom, Mapping) and dicom.get("SuppressDelayedAck") is False)
+    return False
 
 
 class _Drop:
@@ -152,12 +170,16 @@ class OrthancProcess:
                 merged[name] = deep_merge(base, extra)
         config = render_config(self.config_dir, merged, self.config_source)
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        if not THREAD_STACK_SHIM.is_file():
-            raise StartupFailed(f"{THREAD_STACK_SHIM} is missing: run scripts/setup", "", None)
+        quick_ack = suppresses_delayed_ack(config)
+        preload = [THREAD_STACK_SHIM, *([QUICK_ACK_SHIM] if quick_ack else [])]
+        for shim in preload:
+            if not shim.is_file():
+                raise StartupFailed(f"{shim} is missing: run scripts/setup", "", None)
         # TCP_NODELAY: Debian's DCMTK (inside Orthanc) leaves Nagle on unless told otherwise.
         env = dict(os.environ, ARCHIVE_HOME=str(REPO), ARCHIVE_DATA=str(self.data_dir),
                    **self.platform.orthanc_env(), TCP_NODELAY="1",
-                   LD_PRELOAD=str(THREAD_STACK_SHIM))
+                   LD_PRELOAD=" ".join(str(shim) for shim in preload),
+                   ARCHIVE_QUICKACK="1" if quick_ack else "0")
         command = [*self.platform.orthanc_command, str(config)]
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(command, stdout=log, stderr=log,

@@ -13,6 +13,8 @@ itself hang:
 * **worker-N**: the last heartbeat in the control database (ok when within 3 poll intervals + 5 s).
 * **door**: nginx's ``/door-health`` on loopback answers 204.
 * **api**: this process (it is answering).
+* **dicom-quick-ack** (a feature): whether the quick-ACK shim is loaded and on in Orthanc's
+  process (:mod:`.quick_ack`, from ``/proc/<pid>``); the orthanc service's detail says so.
 
 When supervisord's control socket is there, each program's state, pid and start time come from
 it too; a program supervisord does not report RUNNING is *down*. Any part not ok makes the whole
@@ -38,6 +40,7 @@ from archive_config.config_check import Configuration
 
 from .dicomweb import FEATURE as QIDO_FEATURE, DecodingProbe
 from .orthanc import AsyncOrthanc, OrthancError
+from . import quick_ack
 from .supervisor import ProcessInfo, all_process_info
 
 log = logging.getLogger(__name__)
@@ -156,6 +159,10 @@ class HealthChecker:
         ]
         if processes is not None:
             _merge_processes(services, processes)
+        quick_ack_on = settings.dicom.suppress_delayed_ack
+        orthanc = services[0]
+        shim = quick_ack.shim_state(orthanc.pid)
+        orthanc.detail = f"{orthanc.detail}; {quick_ack.describe(quick_ack_on, shim)}"
         info = orthanc_info if isinstance(orthanc_info, dict) else {}
         system = info.get("system") or {}
         plugins = info.get("plugins") or {}
@@ -168,6 +175,8 @@ class HealthChecker:
             features.append("viewer")
         if settings.door.https.enabled:
             features.append("https")
+        if quick_ack.in_effect(quick_ack_on, shim):
+            features.append(quick_ack.FEATURE)
         healthy = all(s.status == "ok" for s in services)
         log.debug("health assembled in %.3f s", time.monotonic() - started)
         return {

@@ -176,6 +176,17 @@ class JobSettings:
 
 
 @dataclass(frozen=True)
+class DicomSettings:
+    """The archive's DICOM (DIMSE) connections, beyond Orthanc's own keys."""
+
+    suppress_delayed_ack: bool = field(
+        default=True,
+        metadata=_meta(doc="Acknowledge received TCP data at once (TCP_QUICKACK after each read): "
+                           "senders that leave Nagle on no longer wait for delayed ACKs."),
+    )
+
+
+@dataclass(frozen=True)
 class ArchiveSettings:
     """Everything the plugin and the services read from the ``Archive`` section."""
 
@@ -194,6 +205,7 @@ class ArchiveSettings:
     api: ApiSettings = field(default_factory=ApiSettings)
     database: DatabaseSettings = field(default_factory=DatabaseSettings)
     jobs: JobSettings = field(default_factory=JobSettings)
+    dicom: DicomSettings = field(default_factory=DicomSettings)
 
 
 def control_database_url(settings: ArchiveSettings) -> str:

@@ -21,6 +21,9 @@ DEFAULT_NGINX: Final = "/usr/sbin/nginx"
 #: Built by scripts/setup (orthanc-plugins/native/thread_stack.c): raises civetweb's 100 KiB
 #: HTTP thread stacks, which GDCM's transcoding overflows.
 THREAD_STACK_SHIM: Final = REPO / ".cache" / "lib" / "libarchive-thread-stack.so"
+#: Built by scripts/setup (orthanc-plugins/native/quick_ack.c): acknowledges DICOM senders' data
+#: at once instead of after the kernel's delayed ACK (Archive.Dicom.SuppressDelayedAck).
+QUICK_ACK_SHIM: Final = REPO / ".cache" / "lib" / "libarchive-quick-ack.so"
 #: Built by scripts/install-console.
 CONSOLE_BUILD: Final = REPO / ".cache" / "console" / "dist"
 
@@ -92,6 +95,7 @@ class Executables:
     nginx: str
     plugin_venv: str
     thread_stack_shim: Path
+    quick_ack_shim: Path = QUICK_ACK_SHIM
 
     @classmethod
     def from_environment(cls, env: dict[str, str] | None = None) -> "Executables":

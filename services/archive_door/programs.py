@@ -41,12 +41,23 @@ def common_environment(layout: Layout, executables: Executables) -> dict[str, st
     }
 
 
+def orthanc_preload(settings: ArchiveSettings, executables: Executables) -> dict[str, str]:
+    """``LD_PRELOAD`` and ``ARCHIVE_QUICKACK`` of Orthanc: the thread-stack shim always, the
+    quick-ACK shim when ``Archive.Dicom.SuppressDelayedAck`` is on (off: not loaded at all, and
+    told to stay inert should something else preload it)."""
+    preload = [str(executables.thread_stack_shim)]
+    if settings.dicom.suppress_delayed_ack:
+        preload.append(str(executables.quick_ack_shim))
+    return {"LD_PRELOAD": " ".join(preload),
+            "ARCHIVE_QUICKACK": "1" if settings.dicom.suppress_delayed_ack else "0"}
+
+
 def programs(settings: ArchiveSettings, layout: Layout, executables: Executables) -> list[Program]:
     config = str(layout.orthanc_config)
     orthanc_env = {
         # Debian's DCMTK (inside Orthanc) leaves Nagle on unless told: DIMSE ingest crawls.
         "TCP_NODELAY": "1",
-        "LD_PRELOAD": str(executables.thread_stack_shim),
+        **orthanc_preload(settings, executables),
     }
     listed = [
         Program("orthanc", (executables.orthanc, config), orthanc_env, start_seconds=5,

@@ -275,7 +275,9 @@ def test_supervisord_configuration_parses_with_supervisors_own_parser(tmp_path: 
         assert program.redirect_stderr
     assert configs["orthanc"].command == f"/usr/sbin/Orthanc {layout.orthanc_config}"
     assert configs["orthanc"].environment["TCP_NODELAY"] == "1"
-    assert configs["orthanc"].environment["LD_PRELOAD"].endswith("libarchive-thread-stack.so")
+    preload = [Path(p).name for p in configs["orthanc"].environment["LD_PRELOAD"].split()]
+    assert preload == ["libarchive-thread-stack.so", "libarchive-quick-ack.so"]
+    assert configs["orthanc"].environment["ARCHIVE_QUICKACK"] == "1"
     assert configs["worker-2"].command.endswith("--name worker-2")
     assert "-m archive_api --config " + str(layout.orthanc_config) in configs["api"].command
     assert configs["door"].command.endswith(f"-m archive_door nginx --run {layout.run} --nginx {NGINX}")
