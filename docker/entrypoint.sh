@@ -6,7 +6,7 @@
 #            missing variables and change-me secrets), then `archive_door render`: migrations,
 #            internal credential, DATA/run/ (nginx.conf, Orthanc's configuration …). One-shot.
 #   orthanc  Orthanc with the rendered configuration, through the base image's entrypoint (which
-#            enables the plugins); the thread-stack shim preloaded.
+#            enables the plugins); the thread-stack and (unless switched off) quick-ACK shims preloaded.
 #   api | worker | door   the API service, a job worker ($ARCHIVE_WORKER_NAME), nginx.
 #   (anything else)       the image alone: check, then the base image's entrypoint with "$@".
 set -euo pipefail
@@ -23,6 +23,15 @@ case "${1:-}" in
     # The launcher's rendering adds the internal credential and enforces the internal port.
     install -m 0600 "$run/orthanc/archive.json" /etc/orthanc/archive.json
     export LD_PRELOAD="$ARCHIVE_HOME/.cache/lib/libarchive-thread-stack.so"
+    # Archive.Dicom.SuppressDelayedAck (on by default): the quick-ACK shim too, as the launcher's
+    # orthanc program has it (services/archive_door/programs.py).
+    quick_ack="$("$python" -c 'import sys; from pathlib import Path
+from archive_config.config_check import load
+print(int(load(Path(sys.argv[1])).archive.dicom.suppress_delayed_ack))' "$run/orthanc")"
+    if [[ "$quick_ack" == 1 ]]; then
+      LD_PRELOAD="$LD_PRELOAD $ARCHIVE_HOME/.cache/lib/libarchive-quick-ack.so"
+    fi
+    export ARCHIVE_QUICKACK="$quick_ack"
     exec /docker-entrypoint.sh /tmp/orthanc.json
     ;;
   api)
