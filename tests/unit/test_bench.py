@@ -194,6 +194,16 @@ def test_ratio_targets_are_checked_on_the_ratio_in_its_direction() -> None:
     assert metric_entry(_metric([[1.0]], [[1.0]]))["pass"]["ratio"] is None
 
 
+def test_unlike_sides_get_a_ratio_but_no_verdict_and_no_recheck() -> None:
+    spec = MetricSpec("latency p50", "ms", Better.LOWER, comparable=False)
+    m = MetricResult("q", "qido/zh", "zh", spec, sides=("door", "direct"))
+    m.ours.add_run([30.0])
+    assert m.vanilla is not None
+    m.vanilla.add_run([10.0])
+    assert m.ratio == pytest.approx(3.0) and m.slowdown is None and m.verdict == "n/a"
+    assert verdict_text_of(metric_entry(m)) == "n/a"
+
+
 def test_headers_and_sides_name_the_compared_servers() -> None:
     assert headers(("door", "direct"), scenario=False)[3:6] == ["door", "direct", "door/direct"]
     assert headers()[4:7] == ["ours", "vanilla", "ours/vanilla"]
@@ -521,6 +531,8 @@ def test_api_cases_compare_the_api_route_with_direct_dicomweb() -> None:
     assert ascii_case.specs[0].ratio_target == API_QIDO_RATIO
     assert chinese.key == "qido/100/patientname-chinese/api-vs-direct"
     assert chinese.specs[0].ratio_target is None  # not the same query on both sides
+    assert not chinese.comparable and not any(spec.comparable for spec in chinese.specs)
+    assert ascii_case.comparable and all(spec.comparable for spec in ascii_case.specs)
     assert chinese.paths_for(door)[0] == "/studies?PatientName=%E7%8E%8B%5E%E8%8A%B3%E8%8A%B3"
     assert chinese.paths_for(direct) == ("/studies?PatientID=ZH0000", "/studies?PatientID=ZH0001")
     assert dicomweb.api_cases(100, paths)[-1].query == dicomweb.QIDO_KINDS[-1]

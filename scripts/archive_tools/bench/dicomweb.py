@@ -24,7 +24,7 @@ import random
 import re
 import urllib.parse
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Final, Literal
 
 from . import data as bench_data
@@ -192,6 +192,11 @@ class QidoCase:
     extra: str = ""
 
     @property
+    def comparable(self) -> bool:
+        """Both sides run the same searches (not so for the Chinese-name case)."""
+        return self.baseline_paths is None
+
+    @property
     def key(self) -> str:
         suffix = "/viewer-route" if self.route == "viewer" else ""
         if self.sides == (DOOR, DIRECT):
@@ -205,7 +210,8 @@ class QidoCase:
 
     @property
     def specs(self) -> Sequence[MetricSpec]:
-        return _latency_specs(throughput=False, p95=True, ratio=self.ratio_target)
+        specs = _latency_specs(throughput=False, p95=True, ratio=self.ratio_target)
+        return specs if self.comparable else tuple(replace(s, comparable=False) for s in specs)
 
     def root(self, server: Server) -> str:
         first = server.name == self.sides[0]

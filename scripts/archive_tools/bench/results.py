@@ -44,7 +44,7 @@ class Target:
 
     def text(self, unit: str) -> str:
         sign = "≤" if self.op == "<=" else "≥"
-        return f"{sign} {self.value:g} {unit} ({self.requirement})".replace("  ", " ")
+        return f"{sign} {self.value:.4g} {unit} ({self.requirement})".replace("  ", " ")
 
 
 FIRST_IMAGE: Final = Target("M19", "<=", 0.2)
@@ -68,6 +68,9 @@ class MetricSpec:
     statistic: Statistic = "median"
     target: Target | None = None  # on the value of each side
     ratio_target: Target | None = None  # on the ratio first/second
+    #: False when the two sides do not do the same work (the Chinese-name search against an
+    #: ASCII one): the ratio is reported, but no verdict is drawn and nothing is rechecked.
+    comparable: bool = True
 
 
 @dataclass
@@ -126,6 +129,8 @@ class MetricResult:
 
     @property
     def slowdown(self) -> float | None:
+        if not self.spec.comparable:
+            return None
         return slowdown(self.ours_value, self.vanilla_value, self.spec.better)
 
     @property
