@@ -82,7 +82,6 @@ def test_change_events_of_interest_land_in_the_tenants_outbox(
     sdk.fire_change(SdkChange.UPDATED_MODALITIES, SdkResource.NONE, "")
 
     assert outbox_rows(tmp_path) == [
-        ("clinic-7", "NewInstance", "Instance", "i-1"),
         ("clinic-7", "StableSeries", "Series", "se-1"),
         ("clinic-7", "StableStudy", "Study", "s-1"),
         ("clinic-7", "UpdatedAttachment", "Instance", "i-1"),
@@ -95,8 +94,8 @@ def test_change_events_of_interest_land_in_the_tenants_outbox(
     assert "tenant=clinic-7 features=change-outbox callbacks=RegisterOnChangeCallback" in line
 
 
-def test_the_outbox_records_every_resource_change_and_no_server_noise() -> None:
-    wanted = {"NewPatient", "NewStudy", "NewSeries", "NewInstance", "StablePatient",
+def test_the_outbox_records_lifecycle_changes_not_every_image_nor_server_noise() -> None:
+    wanted = {"NewPatient", "NewStudy", "NewSeries", "StablePatient",
               "StableStudy", "StableSeries", "CompletedSeries", "Deleted",
               "UpdatedAttachment", "UpdatedMetadata"}
     assert {c.value for c in OUTBOX_CHANGES} == wanted
