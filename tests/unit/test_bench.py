@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from archive_tools.bench import cli, dicomweb, fleet, machine, plan, profiling, report, worker
+from archive_tools.bench import cli, dicomweb, fleet, ingest, machine, plan, profiling, report, worker
 from archive_tools.bench import data as bench_data
 from archive_tools.bench.results import (
     API_QIDO_RATIO,
@@ -787,3 +787,20 @@ def test_rereport_adds_the_analysis_to_the_file_and_latest(tmp_path: Path) -> No
     assert "## Analysis\n\nNoise, not the plugin." in (tmp_path / "latest.md").read_text()
     assert not (tmp_path / "20250101-000000.md").exists()
     assert cli.stamp_of(doc) == "20250101-000000"
+
+
+def test_storescu_senders_differ_only_in_nagle() -> None:
+    """Issue 15: storescu as Debian installs it (Nagle on) beside the best case (TCP_NODELAY=1)."""
+    base = {"PATH": "/usr/bin", "TCP_NODELAY": "1"}
+    assert ingest.storescu_environment("storescu", base) == base
+    assert ingest.storescu_environment("storescu-nagle", base) == {**base, "TCP_NODELAY": "0"}
+    assert base["TCP_NODELAY"] == "1"  # the caller's environment is left as it was
+    ct = bench_data.DataSet("ct", Path("."), (Path("a"),), (1,), ("1.2",), ("1.3",), ("1.4",),
+                            ("1.5",), "ct", 0.0)
+    keys = [c.key for c in ingest.cases(ct, ct, (1, 8), ("storescu", "storescu-nagle"), 10)]
+    assert keys == ["ingest/storescu/small/x1", "ingest/storescu/small/x8",
+                    "ingest/storescu/large/x1", "ingest/storescu/large/x8",
+                    "ingest/storescu-nagle/small/x1", "ingest/storescu-nagle/small/x8",
+                    "ingest/storescu-nagle/large/x1", "ingest/storescu-nagle/large/x8"]
+    nagle = ingest.cases(ct, ct, (4,), ("storescu-nagle",), 10)[0]
+    assert nagle.label.startswith("storescu (Nagle on) ×4 assoc.")

@@ -184,7 +184,7 @@ def run_ingest(run: Run, tools: Sequence[ingest.Tool]) -> None:
 
 
 def run_dimse(run: Run) -> None:
-    run_ingest(run, ("storescu", "pynetdicom"))
+    run_ingest(run, ("storescu", "storescu-nagle", "pynetdicom"))
 
 
 def run_stow(run: Run) -> None:

@@ -1,5 +1,10 @@
 """Ingest: DIMSE C-STORE (DCMTK ``storescu``, pynetdicom) and STOW-RS, 1-8 senders at once.
 
+The DIMSE senders are the everyday ones of issue 15: ``storescu`` with ``TCP_NODELAY=1`` (Nagle
+off, the best case), ``storescu-nagle`` (Debian's DCMTK as installed: ``TCP_NODELAY=0``, Nagle
+on, like many modalities and gateways) and pynetdicom (Python's sockets: Nagle on). Senders that
+leave Nagle on wait for the receiver's delayed ACK unless it suppresses it (our quick-ACK shim).
+
 Each run starts from an archive without the set's studies, sends the whole set split between
 the senders, and measures (REQUIREMENTS M19):
 
@@ -34,9 +39,11 @@ from .servers import OURS, VANILLA, Auth, Server, ServerError
 
 log = logging.getLogger(__name__)
 
-Tool = Literal["storescu", "pynetdicom", "stow"]
+Tool = Literal["storescu", "storescu-nagle", "pynetdicom", "stow"]
 Size = Literal["small", "large"]
-TOOLS: Final[tuple[Tool, ...]] = ("storescu", "pynetdicom", "stow")
+TOOLS: Final[tuple[Tool, ...]] = ("storescu", "storescu-nagle", "pynetdicom", "stow")
+#: What DCMTK reads from ``TCP_NODELAY`` for each storescu sender (0: Nagle left on).
+STORESCU_NODELAY: Final[Mapping[str, str]] = {"storescu": "1", "storescu-nagle": "0"}
 RUN_TIMEOUT: Final = 900.0
 POLL_INTERVAL: Final = 0.002
 
@@ -113,7 +120,8 @@ class IngestCase:
         senders = "clients" if self.tool == "stow" else "assoc."
         per_request = self.stow_batch if self.size == "small" else 1
         batch = f", {per_request}/request" if self.tool == "stow" else ""
-        return f"{self.tool} ×{self.parallel} {senders}, {what} ({self.data.count}{batch})"
+        tool = "storescu (Nagle on)" if self.tool == "storescu-nagle" else self.tool
+        return f"{tool} ×{self.parallel} {senders}, {what} ({self.data.count}{batch})"
 
     @property
     def specs(self) -> Sequence[MetricSpec]:
@@ -127,11 +135,12 @@ class IngestCase:
 
     def _send(self, server: Server, arrival: FirstArrival) -> FleetOutcome:
         groups = split(list(zip(self.data.files, self.data.sizes)), self.parallel)
-        if self.tool == "storescu":
+        if self.tool in STORESCU_NODELAY:
             argvs = [storescu_argv("127.0.0.1", server.dicom_port, server.aet,
                                    [f for f, _ in g]) for g in groups]
             return run_commands(argvs, count=self.data.count, total_bytes=self.data.total_bytes,
-                                timeout=RUN_TIMEOUT, on_start=arrival.start)
+                                timeout=RUN_TIMEOUT, on_start=arrival.start,
+                                env=storescu_environment(self.tool, os.environ))
         jobs: list[dict[str, Any]] = []
         for group in groups:
             files = [str(f) for f, _ in group]
@@ -170,6 +179,11 @@ class IngestCase:
             "images/s": [outcome.count / elapsed],
             "MB/s": [outcome.bytes / elapsed / 1e6],
         }
+
+
+def storescu_environment(tool: str, base: Mapping[str, str]) -> dict[str, str]:
+    """The environment of a storescu sender: ``base`` with its ``TCP_NODELAY`` choice."""
+    return {**base, "TCP_NODELAY": STORESCU_NODELAY[tool]}
 
 
 def cases(small: DataSet, large: DataSet, parallel: Sequence[int], tools: Sequence[Tool],
