@@ -58,6 +58,48 @@ class ResourceType:
     NONE = 4
 
 
+class InstanceOrigin:
+    """``orthanc.InstanceOrigin`` (``OrthancPluginInstanceOrigin``)."""
+
+    UNKNOWN = 1
+    DICOM_PROTOCOL = 2
+    REST_API = 3
+    PLUGIN = 4
+    LUA = 5
+    WEB_DAV = 6
+
+
+class ReceivedInstanceAction:
+    """``orthanc.ReceivedInstanceAction`` (``OrthancPluginReceivedInstanceAction``)."""
+
+    KEEP_AS_IS = 1
+    MODIFY = 2
+    DISCARD = 3
+
+
+@dataclass(frozen=True)
+class FakeDicomInstance:
+    """``orthanc.DicomInstance`` as the C-STORE filter gets it."""
+
+    remote_aet: str
+
+    def GetInstanceRemoteAet(self) -> str:
+        return self.remote_aet
+
+
+@dataclass(frozen=True)
+class Ingested:
+    """What Orthanc did with one instance handed to :meth:`FakeOrthanc.ingest`.
+
+    ``stored``: the bytes it would index (``None``: not indexed); ``dimse_status``: the C-STORE
+    response status (C-STORE only); ``http_error``: the exception an HTTP upload failed with.
+    """
+
+    stored: bytes | None
+    dimse_status: int | None = None
+    http_error: BaseException | None = None
+
+
 class OrthancException(Exception):
     """``orthanc.OrthancException``: ``args`` are (error code, description)."""
 
@@ -106,6 +148,8 @@ class FakeOrthanc:
     version: PluginVersion = "4.0"
     ChangeType: type = ChangeType
     ResourceType: type = ResourceType
+    InstanceOrigin: type = InstanceOrigin
+    ReceivedInstanceAction: type = ReceivedInstanceAction
     OrthancException: type[Exception] = OrthancException
 
     def __init__(self, configuration: Mapping[str, Any] | None = None,
@@ -187,6 +231,24 @@ class FakeOrthanc:
         """What Orthanc's change thread does for one change."""
         self.initializing = False
         self.callback("RegisterOnChangeCallback")(change_type, resource_type, resource_id)
+
+    def ingest(self, data: bytes, origin: int, remote_aet: str = "MODALITY") -> Ingested:
+        """What Orthanc does with an incoming instance: the received-instance callback, then
+        (C-STORE only, same thread, only if the instance was kept) the C-STORE filter."""
+        self.initializing = False
+        try:
+            action, modified = self.callback("RegisterReceivedInstanceCallback")(data, origin)
+        except Exception as error:  # Orthanc fails the upload (HTTP) or the C-STORE
+            return Ingested(None, 0xC000 if origin == InstanceOrigin.DICOM_PROTOCOL else None,
+                            error)
+        if action == ReceivedInstanceAction.DISCARD:
+            return Ingested(None, 0 if origin == InstanceOrigin.DICOM_PROTOCOL else None)
+        kept = bytes(modified) if action == ReceivedInstanceAction.MODIFY else data
+        if origin != InstanceOrigin.DICOM_PROTOCOL:
+            return Ingested(kept)
+        status = int(self.callback("RegisterIncomingCStoreInstanceFilter")(
+            FakeDicomInstance(remote_aet)))
+        return Ingested(kept if status == 0 else None, status)
 
     def rest_output(self) -> RestOutput40:
         return RestOutput40()

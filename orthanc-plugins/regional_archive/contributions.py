@@ -8,8 +8,10 @@ event-dispatcher pattern of orthanc-server-extensions: Orthanc accepts one regis
 callbacks, so features never register anything themselves.
 
 One handler signature per kind of event: a change handler takes a :class:`~.events.ChangeEvent`
-and returns nothing. Handlers run on Orthanc's threads; they must be quick and must not call the
-SDK (docs/decisions.md, "The plugin inside Orthanc").
+and returns nothing; a received-instance handler takes a :class:`~.ingest.ReceivedInstance`
+(every instance before Orthanc indexes it) and returns an :class:`~.ingest.IngestDecision`.
+Handlers run on Orthanc's threads; they must be quick and must not call the SDK
+(docs/decisions.md, "The plugin inside Orthanc").
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from .events import ChangeEvent, ChangeType
+from .ingest import ReceivedInstanceHandler
 
 #: Called once per change event of a type the handler was contributed for.
 ChangeHandler = Callable[[ChangeEvent], None]
@@ -44,6 +47,7 @@ class Contribution:
     """Everything one feature adds. Empty fields mean "nothing of this kind"."""
 
     on_change: Mapping[ChangeType, Sequence[ChangeHandler]] = field(default_factory=dict)
+    on_received_instance: Sequence[ReceivedInstanceHandler] = ()
     health_checks: Sequence[HealthCheck] = ()
 
 

@@ -10,8 +10,12 @@ Adding a kind of callback is one row of :data:`CALLBACKS` (with its field of
 :class:`~.contributions.Contribution`, its table and its dispatcher); the adapter already knows
 each SDK registration function by :class:`~.adapters.host.CallbackKind`.
 
-Dispatch contains failures: a handler that raises is logged with the event and the feature,
-and the next handler still runs. Nothing here imports ``orthanc``.
+Dispatch contains failures: a change handler that raises is logged with the event and the
+feature, and the next handler still runs. Received-instance handlers are a chain: each sees the
+bytes the previous one kept or replaced, and the first that diverts the instance ends it. A
+received-instance handler that raises diverts the instance with "out of resources" (the sender
+is told it was not stored) rather than letting an unchecked instance in. Nothing here imports
+``orthanc``.
 """
 
 from __future__ import annotations
@@ -25,6 +29,8 @@ from .adapters.host import CallbackKind
 from .contributions import ChangeHandler, Feature, HealthCheck
 from .errors import RegistrationError, StartupCheckFailed
 from .events import ChangeEvent, ChangeType
+from .ingest import (KEEP, STATUS_OUT_OF_RESOURCES, IngestAction, IngestDecision,
+                     ReceivedInstance, ReceivedInstanceHandler, Sender)
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +39,9 @@ class CallbackHost(Protocol):
     """What the runtime needs of the adapter (:class:`~.adapters.host.SdkAdapter`)."""
 
     def on_change(self, dispatch: Callable[[ChangeEvent], None]) -> None: ...
+
+    def on_received_instance(
+        self, dispatch: Callable[[ReceivedInstance], IngestDecision]) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -44,15 +53,23 @@ class NamedHandler:
 
 
 @dataclass(frozen=True)
+class NamedIngestHandler:
+    feature: str
+    handler: ReceivedInstanceHandler
+
+
+@dataclass(frozen=True)
 class Tables:
     """Every enabled feature's contributions, merged, in feature order."""
 
     on_change: Mapping[str, tuple[NamedHandler, ...]] = field(default_factory=dict)
+    on_received_instance: tuple[NamedIngestHandler, ...] = ()
     health_checks: tuple[tuple[str, HealthCheck], ...] = ()
 
 
 def build_tables(features: Sequence[Feature]) -> Tables:
     on_change: dict[str, list[NamedHandler]] = {}
+    received: list[NamedIngestHandler] = []
     checks: list[tuple[str, HealthCheck]] = []
     names = [f.name for f in features]
     duplicates = sorted({n for n in names if names.count(n) > 1})
@@ -63,9 +80,11 @@ def build_tables(features: Sequence[Feature]) -> Tables:
         for change_type, handlers in contribution.on_change.items():
             key = ChangeType(change_type).value
             on_change.setdefault(key, []).extend(NamedHandler(feature.name, h) for h in handlers)
+        received.extend(NamedIngestHandler(feature.name, h)
+                        for h in contribution.on_received_instance)
         checks.extend((feature.name, check) for check in contribution.health_checks)
     return Tables(on_change={k: tuple(v) for k, v in on_change.items()},
-                  health_checks=tuple(checks))
+                  on_received_instance=tuple(received), health_checks=tuple(checks))
 
 
 @dataclass(frozen=True)
@@ -77,15 +96,29 @@ class CallbackSpec:
     install: Callable[["Runtime", CallbackHost], None]
 
 
-#: The callbacks the runtime knows how to dispatch. Received-instance, storage-area, worklist,
-#: find and move join here as features come to need them.
+#: The callbacks the runtime knows how to dispatch. Storage-area, worklist, find and move join
+#: here as features come to need them. The received-instance row also installs Orthanc's C-STORE
+#: filter (the adapter pairs them: :mod:`.ingest`).
 CALLBACKS: tuple[CallbackSpec, ...] = (
     CallbackSpec(
         CallbackKind.ON_CHANGE,
         wanted=lambda tables: bool(tables.on_change),
         install=lambda runtime, host: host.on_change(runtime.dispatch_change),
     ),
+    CallbackSpec(
+        CallbackKind.RECEIVED_INSTANCE,
+        wanted=lambda tables: bool(tables.on_received_instance),
+        install=lambda runtime, host: host.on_received_instance(runtime.dispatch_received),
+    ),
 )
+
+
+def _refuse(sender: Sender) -> int:
+    return STATUS_OUT_OF_RESOURCES
+
+
+#: What a handler that raised decides: nothing is kept, the sender is told to try again.
+HANDLER_FAILED = IngestDecision.divert(_refuse, "a received-instance handler failed")
 
 
 @dataclass(frozen=True)
@@ -157,3 +190,19 @@ class Runtime:
             except Exception:
                 log.exception("feature %s failed on %s %s %s", named.feature,
                               event.change_type, event.resource_type, event.resource_id)
+
+    def dispatch_received(self, instance: ReceivedInstance) -> IngestDecision:
+        """Run the received-instance chain; a replacement is what the next handler sees."""
+        current, replaced = instance, False
+        for named in self.tables.on_received_instance:
+            try:
+                decision = named.handler(current)
+            except Exception:
+                log.exception("feature %s failed on a received instance (%s, %d bytes): "
+                              "refused", named.feature, instance.origin, len(instance.data))
+                return HANDLER_FAILED
+            if decision.action is IngestAction.DIVERT:
+                return decision
+            if decision.action is IngestAction.REPLACE and decision.data is not None:
+                current, replaced = ReceivedInstance(decision.data, instance.origin), True
+        return IngestDecision.replace(current.data, "repaired") if replaced else KEEP

@@ -99,14 +99,18 @@ class QidoService:
         raw = request.scope.get("query_string", b"")
         needed = await self.probe.check()
         headers = _forwarded(request)
+        parsed = qido.parse_query(qido.decode_query_string(raw))  # validated on every platform
         if needed is False:
             query = qido.passthrough_query(raw)
-            return await self._direct(qido.DirectPlan(search.below_root(), query), headers)
-        parsed = qido.parse_query(qido.decode_query_string(raw))
-        plan = qido.plan(search, parsed, case_sensitive=self.case_sensitive)
-        if isinstance(plan, qido.DirectPlan):
-            return await self._direct(plan, headers)
-        return await self._resolved(plan, search.level, headers)
+            answer = await self._direct(qido.DirectPlan(search.below_root(), query), headers)
+        else:
+            plan = qido.plan(search, parsed, case_sensitive=self.case_sensitive)
+            answer = (await self._direct(plan, headers) if isinstance(plan, qido.DirectPlan)
+                      else await self._resolved(plan, search.level, headers))
+        warning = qido.ignored_warning(parsed)
+        if warning is not None:
+            answer.headers["Warning"] = warning
+        return answer
 
     async def _direct(self, plan: qido.DirectPlan, headers: Mapping[str, str]) -> Response:
         answer = await self.orthanc.request("GET", self.root + plan.path, raw_query=plan.query,

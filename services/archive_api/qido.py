@@ -33,6 +33,8 @@ from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 from urllib.parse import parse_qsl
 
+from pydicom.datadict import tag_for_keyword
+
 Level = Literal["studies", "series", "instances"]
 
 #: Query keys of QIDO-RS that are not attribute filters (PS3.18 §8.3.4).
@@ -110,7 +112,8 @@ class QidoQuery:
     """A decoded QIDO-RS query: attribute filters and the search's own parameters."""
 
     filters: tuple[tuple[str, str], ...] = ()
-    #: keys DICOMweb does not take for attributes (it ignores them); passed on when raw-safe
+    #: keys that are neither attributes nor QIDO parameters (a cache buster such as ``_``):
+    #: ignored, and named in the answer's ``Warning`` header (:func:`ignored_warning`)
     ignored: tuple[tuple[str, str], ...] = ()
     limit: int | None = None
     offset: int = 0
@@ -128,6 +131,11 @@ def is_raw_safe(value: str) -> bool:
 
 def is_attribute(key: str) -> bool:
     return _KEYWORD.fullmatch(key) is not None or _HEX_TAG.fullmatch(key) is not None
+
+
+def is_known_keyword(key: str) -> bool:
+    """A keyword of the DICOM data dictionary (pydicom's copy of PS3.6)."""
+    return tag_for_keyword(key) is not None
 
 
 def decode_query_string(raw: bytes | str) -> list[tuple[str, str]]:
@@ -183,11 +191,24 @@ def parse_query(pairs: Sequence[tuple[str, str]]) -> QidoQuery:
                 raise QueryError(key, "must be 'true' or 'false'")
             fuzzy = value
         elif is_attribute(key):
+            # A keyword-shaped key outside the dictionary is a typo ("PatientNme"): DICOMweb
+            # would ignore it and answer every study, so it is refused rather than matched.
+            if _HEX_TAG.fullmatch(key) is None and not is_known_keyword(key):
+                raise QueryError(key, "is not a DICOM attribute keyword (PS3.6) nor a tag "
+                                      "such as 00100010")
             filters[key] = value
         else:
             ignored.append((key, value))
     return QidoQuery(tuple(filters.items()), tuple(ignored), limit, offset, fuzzy,
                      tuple(dict.fromkeys(include)))
+
+
+def ignored_warning(query: QidoQuery) -> str | None:
+    """The ``Warning`` header (RFC 7234 ``299``) naming the parameters the search ignored."""
+    if not query.ignored:
+        return None
+    names = ", ".join(sorted({k.encode("ascii", "backslashreplace").decode() for k, _ in query.ignored}))
+    return f'299 archive "query parameters ignored (not DICOM attributes): {names}"'
 
 
 def _raw_query(pairs: Sequence[tuple[str, str]]) -> str:

@@ -194,7 +194,8 @@ def test_an_ascii_search_is_exactly_dicomwebs(archive: Archive, stored: dict[str
 
 def test_bad_queries_are_problems(archive: Archive, stored: dict[str, Stored]) -> None:
     url = f"{archive.api_url}/api/dicom-web/studies"
-    for query, parameter in (("limit=x", "limit"), ("PatientName=%FF", "(query)"),
+    for query, parameter in (("limit=x", "limit"), ("limit=-1", "limit"),
+                             ("PatientName=%FF", "(query)"), ("PatientNme=Li*", "PatientNme"),
                              ("PatientID=a&PatientID=b", "PatientID")):
         response = requests.get(f"{url}?{query}", timeout=5)
         assert response.status_code == 400, query
@@ -202,6 +203,10 @@ def test_bad_queries_are_problems(archive: Archive, stored: dict[str, Stored]) -
         assert response.json()["parameter"] == parameter
     unknown = requests.get(url, params={"NoSuchKeyword": "张"}, timeout=5)
     assert unknown.status_code == 400 and "Unknown DICOM tag" not in unknown.text
+    busted = requests.get(url, params={"PatientID": "none-such", "_": "1733"}, timeout=5)
+    assert busted.status_code == 200 and busted.json() == []
+    assert busted.headers["warning"] == ('299 archive "query parameters ignored '
+                                         '(not DICOM attributes): _"')
 
 
 def test_jobs_api_enqueues_verify_for_a_stored_study(archive: Archive,

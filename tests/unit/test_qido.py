@@ -11,6 +11,7 @@ from archive_api.qido import (
     SearchPath,
     decode_query_string,
     find_constraint,
+    ignored_warning,
     parse_query,
     plan,
     uids_of,
@@ -136,3 +137,25 @@ def test_search_paths_are_checked(args: tuple[str, ...]) -> None:
 def test_uids_are_read_from_expanded_find_answers() -> None:
     found = [{"MainDicomTags": {"StudyInstanceUID": "1.2"}}, {"MainDicomTags": {}}, "bad"]
     assert uids_of(found, "studies") == ["1.2"]  # type: ignore[arg-type]
+
+
+def test_a_keyword_outside_the_dictionary_is_refused_not_ignored() -> None:
+    """``PatientNme=X`` would be ignored by DICOMweb and match every study (issue 7)."""
+    with pytest.raises(QueryError) as caught:
+        parse_query([("PatientNme", "X")])
+    assert caught.value.parameter == "PatientNme"
+    assert "keyword" in caught.value.problem
+    assert parse_query([("00100010", "X"), ("PatientName", "Y")]).filters == (
+        ("00100010", "X"), ("PatientName", "Y"))
+
+
+def test_ignored_parameters_are_named_in_a_warning() -> None:
+    assert ignored_warning(parse_query([("PatientID", "1")])) is None
+    warning = ignored_warning(parse_query([("_", "1"), ("cache-buster", "2")]))
+    assert warning == '299 archive "query parameters ignored (not DICOM attributes): _, cache-buster"'
+
+
+@pytest.mark.parametrize("value", ["-1", "1e3", "", "１"])
+def test_a_bad_limit_is_a_query_error(value: str) -> None:
+    with pytest.raises(QueryError, match="limit"):
+        parse_query([("limit", value)])

@@ -15,14 +15,22 @@ Three jobs, each a lesson from running on both platforms (docs/decisions.md):
   running plugin wants it. The plugin has no REST route today (decision 3); the adapter keeps
   the knowledge so that nothing else ever has to.
 
+* **Pair the received-instance callback with the C-STORE filter.** Orthanc calls the first for
+  every instance and, for C-STORE only, the second right after it on the same thread (checked on
+  1.10.1 and 1.12.x); only the filter knows the calling AE title and can answer a DICOM status.
+  A diversion of a C-STORE instance is therefore kept pending in a thread-local until the filter
+  commits it (:mod:`regional_archive.ingest`).
+
 Exceptions never cross into Orthanc: the callbacks installed here log and swallow whatever the
-dispatcher raises.
+dispatcher raises, except a refused HTTP upload, which must fail the request (raising is the
+only way the SDK's received-instance callback has to say "not stored").
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import threading
 from collections.abc import Callable
 from enum import Enum
 from pathlib import Path
@@ -30,7 +38,9 @@ from typing import Any
 
 from ..errors import RegistrationError
 from ..events import ChangeEvent, rest_name
-from .sdk import OrthancSdk, RestOutput
+from ..ingest import (STATUS_OUT_OF_RESOURCES, IngestAction, IngestDecision, InstanceOrigin,
+                      ReceivedInstance, Sender, is_failure)
+from .sdk import CStoreInstance, OrthancSdk, RestOutput
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +68,10 @@ def enum_names(enumeration: type) -> dict[int, str]:
     return names
 
 
+class RefusedUpload(RuntimeError):
+    """Raised into Orthanc from the received-instance callback: the upload is not stored."""
+
+
 class SdkAdapter:
     """The runtime's handle on Orthanc: callback registration, configuration, HTTP answers."""
 
@@ -65,6 +79,10 @@ class SdkAdapter:
         self._sdk = sdk
         self._change_names = enum_names(sdk.ChangeType)
         self._resource_names = enum_names(sdk.ResourceType)
+        self._origin_names = {k: InstanceOrigin(v) for k, v in enum_names(sdk.InstanceOrigin).items()
+                              if v in InstanceOrigin._value2member_map_}
+        #: A C-STORE instance diverted by the received-instance callback, for the filter.
+        self._pending = threading.local()
         self._registered: list[CallbackKind] = []
         #: Every callable given to the SDK, referenced for the life of the process.
         self.kept: list[Callable[..., Any]] = []
@@ -101,6 +119,56 @@ class SdkAdapter:
                               change_type, resource_type, resource_id)
 
         self._register(CallbackKind.ON_CHANGE, on_change_callback)
+
+    def on_received_instance(self, dispatch: Callable[[ReceivedInstance], IngestDecision]) -> None:
+        """Register the received-instance callback and the C-STORE filter that completes it."""
+        actions = self._sdk.ReceivedInstanceAction
+        dimse = InstanceOrigin.DICOM_PROTOCOL
+
+        def received_instance_callback(data: bytes, origin: int) -> tuple[int, bytes | None]:
+            self._pending.decision = None
+            name = self._origin_names.get(int(origin), InstanceOrigin.UNKNOWN)
+            try:
+                decision = dispatch(ReceivedInstance(bytes(data), name))
+            except Exception:
+                log.exception("received-instance dispatch failed (%s): refused", name)
+                decision = None
+            if decision is not None and decision.action is IngestAction.KEEP:
+                return actions.KEEP_AS_IS, None
+            if decision is not None and decision.action is IngestAction.REPLACE:
+                return actions.MODIFY, decision.data
+            if name is dimse:  # the filter, next on this thread, answers the modality
+                self._pending.decision = decision
+                return actions.KEEP_AS_IS, None
+            status = self._commit(decision, Sender())
+            if is_failure(status):
+                raise RefusedUpload(f"instance not stored (DICOM status 0x{status:04X})")
+            return actions.DISCARD, None
+
+        def cstore_filter(instance: CStoreInstance) -> int:
+            decision = getattr(self._pending, "decision", None)
+            if decision is None:
+                return 0
+            self._pending.decision = None
+            try:
+                sender = Sender(calling_aet=instance.GetInstanceRemoteAet())
+            except Exception:
+                log.exception("C-STORE filter: no calling AE title")
+                sender = Sender()
+            return self._commit(decision, sender)
+
+        self._register(CallbackKind.RECEIVED_INSTANCE, received_instance_callback)
+        self._register(CallbackKind.INCOMING_CSTORE_FILTER, cstore_filter)
+
+    @staticmethod
+    def _commit(decision: IngestDecision | None, sender: Sender) -> int:
+        if decision is None:
+            return STATUS_OUT_OF_RESOURCES
+        try:
+            return int(decision.commit(sender))
+        except Exception:
+            log.exception("diverting an instance failed (%s): refused", decision.reason)
+            return STATUS_OUT_OF_RESOURCES
 
     def change_event(self, change_type: int, resource_type: int, resource_id: str) -> ChangeEvent:
         return ChangeEvent(

@@ -31,15 +31,30 @@ class RestOutput(Protocol):
     def SetHttpHeader(self, key: str, value: str) -> None: ...
 
 
+class CStoreInstance(Protocol):
+    """``orthanc.DicomInstance`` as the C-STORE filter receives it."""
+
+    def GetInstanceRemoteAet(self) -> str: ...
+
+
+#: ``RegisterReceivedInstanceCallback``: (bytes, origin) → (ReceivedInstanceAction, bytes|None).
+ReceivedInstanceCallback = Callable[[bytes, int], tuple[int, bytes | None]]
+#: ``RegisterIncomingCStoreInstanceFilter``: instance → 0 (store it) or the DIMSE status to send.
+CStoreFilter = Callable[[CStoreInstance], int]
+
+
 class OrthancSdk(Protocol):
     """The ``orthanc`` module as the adapter sees it.
 
-    ``ChangeType`` and ``ResourceType`` are classes whose upper-case attributes are the SDK's
-    integers (plugin 4.0 and 5.0 alike; callbacks receive plain ``int``).
+    ``ChangeType``, ``ResourceType``, ``InstanceOrigin`` and ``ReceivedInstanceAction`` are
+    classes whose upper-case attributes are the SDK's integers (plugin 4.0 and 5.0 alike;
+    callbacks receive plain ``int``).
     """
 
     ChangeType: type
     ResourceType: type
+    InstanceOrigin: type
+    ReceivedInstanceAction: Any
 
     def LogError(self, message: str) -> None: ...
 
@@ -54,3 +69,7 @@ class OrthancSdk(Protocol):
     def GetCommandLineArgument(self, index: int) -> str: ...
 
     def RegisterOnChangeCallback(self, callback: OnChangeCallback) -> None: ...
+
+    def RegisterReceivedInstanceCallback(self, callback: ReceivedInstanceCallback) -> None: ...
+
+    def RegisterIncomingCStoreInstanceFilter(self, callback: CStoreFilter) -> None: ...
