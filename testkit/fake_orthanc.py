@@ -160,6 +160,8 @@ class FakeOrthanc:
         self.registrations: list[str] = []
         self._callbacks: dict[str, list[weakref.ReferenceType[Callable[..., Any]]]] = {}
         self.initializing = True
+        #: The index: SOP Instance UID → stored file (``LookupInstance``, ``GetDicomForInstance``).
+        self.instances: dict[str, bytes] = {}
 
     # --- logging, configuration -----------------------------------------------------------
 
@@ -186,6 +188,14 @@ class FakeOrthanc:
             raise OrthancException(
                 2038, "Plugin trying to call the database during its initialization")
         raise OrthancException(17, f"Unknown resource: {uri}")
+
+    def LookupInstance(self, sop_instance_uid: str) -> str:
+        if sop_instance_uid not in self.instances:
+            raise OrthancException(17, "Unknown resource")
+        return f"orthanc-{sop_instance_uid}"
+
+    def GetDicomForInstance(self, orthanc_id: str) -> bytes:
+        return self.instances[orthanc_id.removeprefix("orthanc-")]
 
     # --- registration -------------------------------------------------------------------
 

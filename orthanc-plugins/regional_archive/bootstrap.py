@@ -53,7 +53,7 @@ class Plugin:
 
 def start(
     sdk: OrthancSdk,
-    features: Callable[[ArchiveSettings], Sequence[Feature]] = build_features,
+    features: Callable[[ArchiveSettings, SdkAdapter], Sequence[Feature]] = build_features,
 ) -> Plugin:
     """Load settings, build and check the enabled features, register their callbacks."""
     log = install_logging(sdk)
@@ -65,7 +65,7 @@ def start(
         raise
     Path(settings.state_directory).mkdir(parents=True, exist_ok=True)
     try:
-        runtime = Runtime(features(settings))
+        runtime = Runtime(features(settings, adapter))
         report = runtime.start(adapter)
     except PluginError as exc:
         sdk.LogError(f"regional-archive: cannot start: {exc}")

@@ -187,6 +187,17 @@ class DicomSettings:
 
 
 @dataclass(frozen=True)
+class GateSettings:
+    """The ingest gate inside Orthanc: every instance, by every way in, before it is indexed."""
+
+    enabled: bool = field(
+        default=True,
+        metadata=_meta(doc="Check every incoming instance before Orthanc indexes it: accept, "
+                           "repair (declared, lossless) or quarantine it with its reasons."),
+    )
+
+
+@dataclass(frozen=True)
 class ArchiveSettings:
     """Everything the plugin and the services read from the ``Archive`` section."""
 
@@ -206,6 +217,7 @@ class ArchiveSettings:
     database: DatabaseSettings = field(default_factory=DatabaseSettings)
     jobs: JobSettings = field(default_factory=JobSettings)
     dicom: DicomSettings = field(default_factory=DicomSettings)
+    gate: GateSettings = field(default_factory=GateSettings)
 
 
 def control_database_url(settings: ArchiveSettings) -> str:

@@ -69,7 +69,8 @@ def test_change_events_of_interest_land_in_the_tenants_outbox(
         tmp_path: Path, version: PluginVersion) -> None:
     sdk = migrated_sdk(tmp_path, version)
     plugin = bootstrap.start(sdk)
-    assert sdk.registrations == ["RegisterOnChangeCallback"]
+    assert sdk.registrations == ["RegisterOnChangeCallback", "RegisterReceivedInstanceCallback",
+                                 "RegisterIncomingCStoreInstanceFilter"]
 
     sdk.fire_change(SdkChange.ORTHANC_STARTED, SdkResource.NONE, "")
     sdk.fire_change(SdkChange.NEW_INSTANCE, SdkResource.INSTANCE, "i-1")
@@ -88,10 +89,23 @@ def test_change_events_of_interest_land_in_the_tenants_outbox(
         ("clinic-7", "UpdatedMetadata", "Study", "s-1"),
         ("clinic-7", "Deleted", "Instance", "i-1"),
     ]
-    assert plugin.report.features == ("change-outbox",)
-    assert [(c.name, c.ok) for c in plugin.report.checks] == [("outbox-table", True)]
+    assert plugin.report.features == ("change-outbox", "ingest-gate")
+    assert [(c.name, c.ok) for c in plugin.report.checks] == [("outbox-table", True),
+                                                              ("quarantine-writable", True)]
     (line,) = [m for level, m in sdk.logs if "started" in m]
-    assert "tenant=clinic-7 features=change-outbox callbacks=RegisterOnChangeCallback" in line
+    assert ("tenant=clinic-7 features=change-outbox,ingest-gate "
+            "callbacks=RegisterOnChangeCallback,RegisterReceivedInstanceCallback") in line
+
+
+def test_the_gate_can_be_switched_off_and_then_registers_no_ingest_hook(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    state.mkdir()
+    migrate(f"sqlite:///{state}/tenant-clinic-7.sqlite", "state")
+    sdk = fake_orthanc("4.0", configuration(state, Gate={"Enabled": False}),
+                       [str(tmp_path / "config.json")])
+    plugin = bootstrap.start(sdk)
+    assert sdk.registrations == ["RegisterOnChangeCallback"]
+    assert plugin.report.features == ("change-outbox",)
 
 
 def test_the_outbox_records_lifecycle_changes_not_every_image_nor_server_noise() -> None:

@@ -18,8 +18,10 @@ Three jobs, each a lesson from running on both platforms (docs/decisions.md):
 * **Pair the received-instance callback with the C-STORE filter.** Orthanc calls the first for
   every instance and, for C-STORE only, the second right after it on the same thread (checked on
   1.10.1 and 1.12.x); only the filter knows the calling AE title and can answer a DICOM status.
-  A diversion of a C-STORE instance is therefore kept pending in a thread-local until the filter
-  commits it (:mod:`regional_archive.ingest`).
+  A diversion of a C-STORE instance is therefore kept pending, keyed by the OS thread, until
+  the filter commits it (:mod:`regional_archive.ingest`). Not in a ``threading.local``: the
+  plugin makes a new Python thread state for each callback on Orthanc's threads, so a
+  thread-local set in one callback is gone in the next (seen on plugin 4.0).
 
 Exceptions never cross into Orthanc: the callbacks installed here log and swallow whatever the
 dispatcher raises, except a refused HTTP upload, which must fail the request (raising is the
@@ -81,8 +83,9 @@ class SdkAdapter:
         self._resource_names = enum_names(sdk.ResourceType)
         self._origin_names = {k: InstanceOrigin(v) for k, v in enum_names(sdk.InstanceOrigin).items()
                               if v in InstanceOrigin._value2member_map_}
-        #: A C-STORE instance diverted by the received-instance callback, for the filter.
-        self._pending = threading.local()
+        #: C-STORE instances diverted by the received-instance callback, for the filter, by
+        #: ``threading.get_ident()`` (the GIL serialises access to the dict).
+        self._pending: dict[int, IngestDecision | None] = {}
         self._registered: list[CallbackKind] = []
         #: Every callable given to the SDK, referenced for the life of the process.
         self.kept: list[Callable[..., Any]] = []
@@ -126,7 +129,8 @@ class SdkAdapter:
         dimse = InstanceOrigin.DICOM_PROTOCOL
 
         def received_instance_callback(data: bytes, origin: int) -> tuple[int, bytes | None]:
-            self._pending.decision = None
+            thread = threading.get_ident()
+            self._pending.pop(thread, None)
             name = self._origin_names.get(int(origin), InstanceOrigin.UNKNOWN)
             try:
                 decision = dispatch(ReceivedInstance(bytes(data), name))
@@ -138,7 +142,7 @@ class SdkAdapter:
             if decision is not None and decision.action is IngestAction.REPLACE:
                 return actions.MODIFY, decision.data
             if name is dimse:  # the filter, next on this thread, answers the modality
-                self._pending.decision = decision
+                self._pending[thread] = decision
                 return actions.KEEP_AS_IS, None
             status = self._commit(decision, Sender())
             if is_failure(status):
@@ -146,10 +150,10 @@ class SdkAdapter:
             return actions.DISCARD, None
 
         def cstore_filter(instance: CStoreInstance) -> int:
-            decision = getattr(self._pending, "decision", None)
-            if decision is None:
+            thread = threading.get_ident()
+            if thread not in self._pending:
                 return 0
-            self._pending.decision = None
+            decision = self._pending.pop(thread)
             try:
                 sender = Sender(calling_aet=instance.GetInstanceRemoteAet())
             except Exception:
@@ -177,6 +181,27 @@ class SdkAdapter:
                                                    f"Unknown{int(resource_type)}"),
             resource_id=str(resource_id),
         )
+
+    # --- the index, read from the ingest path ----------------------------------------------
+
+    def stored_instance(self, sop_instance_uid: str) -> bytes | None:
+        """The stored file of the instance with this SOP Instance UID, or ``None`` if none is.
+
+        Called by the ingest gate on Orthanc's ingest thread before Orthanc indexes the new
+        instance (so no lock of the index is held there); reads only. ``LookupInstance`` raises
+        when the UID is unknown, which is the common case.
+        """
+        try:
+            orthanc_id = self._sdk.LookupInstance(sop_instance_uid)
+        except Exception:
+            return None
+        if not orthanc_id:
+            return None
+        try:
+            return bytes(self._sdk.GetDicomForInstance(orthanc_id))
+        except Exception:
+            log.exception("instance %s is indexed but its file could not be read", orthanc_id)
+            return None
 
     # --- configuration ------------------------------------------------------------------
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from archive_config.settings import ArchiveSettings, state_database_url
 
+from ..adapters.host import SdkAdapter
 from ..contributions import Feature
 
 
@@ -23,9 +24,24 @@ def make_change_outbox(settings: ArchiveSettings) -> Feature:
     return ChangeOutboxFeature(Outbox(engine, settings.tenant), engine, OutboxRow.__tablename__)
 
 
-def build_features(settings: ArchiveSettings) -> list[Feature]:
-    """The enabled features, in dispatch order. Every archive records its changes."""
-    return [make_change_outbox(settings)]
+def make_ingest_gate(settings: ArchiveSettings, adapter: SdkAdapter) -> Feature:
+    from pathlib import Path
+
+    from archive_gate import inspect
+
+    from .ingest_gate import IngestGateFeature
+
+    return IngestGateFeature(inspect, Path(settings.state_directory), settings.tenant,
+                             stored_instance=adapter.stored_instance)
 
 
-__all__ = ["build_features", "make_change_outbox"]
+def build_features(settings: ArchiveSettings, adapter: SdkAdapter) -> list[Feature]:
+    """The enabled features, in dispatch order. Every archive records its changes; the ingest
+    gate checks every instance unless ``Archive.Gate.Enabled`` is false."""
+    features = [make_change_outbox(settings)]
+    if settings.gate.enabled:
+        features.append(make_ingest_gate(settings, adapter))
+    return features
+
+
+__all__ = ["build_features", "make_change_outbox", "make_ingest_gate"]
