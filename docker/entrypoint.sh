@@ -6,7 +6,8 @@
 #            missing variables and change-me secrets), then `archive_door render`: migrations,
 #            internal credential, DATA/run/ (nginx.conf, Orthanc's configuration …). One-shot.
 #   orthanc  Orthanc with the rendered configuration, through the base image's entrypoint (which
-#            enables the plugins); the thread-stack and (unless switched off) quick-ACK shims preloaded.
+#            enables the plugins); the thread-stack, CharLS-routing and (unless switched
+#            off) quick-ACK shims preloaded; TMPDIR private, umask 0077.
 #   api | worker | door   the API service, a job worker ($ARCHIVE_WORKER_NAME), nginx.
 #   (anything else)       the image alone: check, then the base image's entrypoint with "$@".
 set -euo pipefail
@@ -23,6 +24,12 @@ case "${1:-}" in
     # The launcher's rendering adds the internal credential and enforces the internal port.
     install -m 0600 "$run/orthanc/archive.json" /etc/orthanc/archive.json
     export LD_PRELOAD="$ARCHIVE_HOME/.cache/lib/libarchive-thread-stack.so"
+    # GDCM's CharLS calls to CharLS 2, not DCMTK's copy (orthanc-plugins/native/charls_route.c).
+    LD_PRELOAD="$LD_PRELOAD $ARCHIVE_HOME/.cache/lib/libarchive-charls-route.so"
+    # Temporary files (codecs' decoded pixels) in a private folder, private files.
+    export TMPDIR="$run/tmp/orthanc"
+    install -d -m 0700 "$TMPDIR"
+    umask 0077
     # Archive.Dicom.SuppressDelayedAck (on by default): the quick-ACK shim too, as the launcher's
     # orthanc program has it (services/archive_door/programs.py).
     quick_ack="$("$python" -c 'import sys; from pathlib import Path

@@ -165,14 +165,20 @@ class FakeOrthanc:
 
     # --- logging, configuration -----------------------------------------------------------
 
+    @staticmethod
+    def _c_string(message: str) -> str:
+        if "\0" in message:  # the real wrapper parses a C string and refuses the call
+            raise TypeError("Bad types for the arguments (1 arguments expected)")
+        return message
+
     def LogError(self, message: str) -> None:
-        self.logs.append(("error", message))
+        self.logs.append(("error", self._c_string(message)))
 
     def LogWarning(self, message: str) -> None:
-        self.logs.append(("warning", message))
+        self.logs.append(("warning", self._c_string(message)))
 
     def LogInfo(self, message: str) -> None:
-        self.logs.append(("info", message))
+        self.logs.append(("info", self._c_string(message)))
 
     def GetConfiguration(self) -> str:
         return json.dumps(self.configuration)

@@ -34,6 +34,10 @@ CONFIG_DIR: Final = REPO / "config"
 #: Built by scripts/setup: raises the 100 KiB stacks of Debian's civetweb HTTP threads, which
 #: GDCM's transcoding overflows (orthanc-plugins/native/thread_stack.c, docs/decisions.md).
 THREAD_STACK_SHIM: Final = REPO / ".cache" / "lib" / "libarchive-thread-stack.so"
+#: Built by scripts/setup: sends GDCM's CharLS calls to CharLS 2 instead of DCMTK's bundled copy,
+#: whose same-named functions crash Orthanc on any GDCM JPEG-LS transcoding
+#: (orthanc-plugins/native/charls_route.c).
+CHARLS_ROUTE_SHIM: Final = REPO / ".cache" / "lib" / "libarchive-charls-route.so"
 #: Built by scripts/setup: TCP_QUICKACK after each read of a TCP socket, preloaded like the
 #: launcher does when ``Archive.Dicom.SuppressDelayedAck`` is on (orthanc-plugins/native/quick_ack.c).
 QUICK_ACK_SHIM: Final = REPO / ".cache" / "lib" / "libarchive-quick-ack.so"
@@ -171,7 +175,7 @@ class OrthancProcess:
         config = render_config(self.config_dir, merged, self.config_source)
         self.data_dir.mkdir(parents=True, exist_ok=True)
         quick_ack = suppresses_delayed_ack(config)
-        preload = [THREAD_STACK_SHIM, *([QUICK_ACK_SHIM] if quick_ack else [])]
+        preload = [THREAD_STACK_SHIM, CHARLS_ROUTE_SHIM, *([QUICK_ACK_SHIM] if quick_ack else [])]
         for shim in preload:
             if not shim.is_file():
                 raise StartupFailed(f"{shim} is missing: run scripts/setup", "", None)

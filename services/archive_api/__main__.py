@@ -43,7 +43,8 @@ def main(argv: list[str] | None = None) -> int:
     uvicorn.run("archive_api.wiring:app_from_environment", factory=True, host="127.0.0.1",
                 port=args.port or config.archive.api.port,
                 workers=config.archive.api.processes, log_config=None,
-                proxy_headers=True, forwarded_allow_ips="127.0.0.1", access_log=False)
+                proxy_headers=True, forwarded_allow_ips="127.0.0.1", access_log=False,
+                http="archive_api.nodelay:NoDelayH11Protocol")
     return 0
 
 

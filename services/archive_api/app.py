@@ -30,10 +30,11 @@ from sqlalchemy import Engine
 from archive_config.config_check import Configuration
 from archive_state.jobs import JobQueue
 from archive_state.outbox import Outbox
+from archive_state.quarantine import QuarantineIndex
 from archive_state.services import ServiceRegistry
 from archive_worker.kinds import KindInfo
 
-from . import dicomweb, errors, jobs, package_version
+from . import dicomweb, errors, jobs, package_version, quarantine, stow
 from .health import HealthChecker
 from .orthanc import AsyncOrthanc
 
@@ -54,8 +55,12 @@ class Dependencies:
     control_engine: Engine
     state_engine: Engine
     kinds: Mapping[str, KindInfo]
+    quarantine: QuarantineIndex | None = None
     supervisor_socket: Path | None = None
     door_url: str | None = None
+    #: where STOW-RS keeps parts too large for memory (unlinked temp files); default
+    #: ``<StateDirectory>/tmp``
+    temp_folder: Path | None = None
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
 
 
@@ -88,8 +93,9 @@ def create_app(config: Configuration, deps: Dependencies) -> FastAPI:
         title="Regional archive API",
         version=version,
         description=(
-            "Our HTTP API beside Orthanc's DICOMweb: health, background jobs and QIDO-RS with "
-            "decoded query values. Errors are RFC 9457 problem details "
+            "Our HTTP API beside Orthanc's DICOMweb: health, background jobs, the quarantine of "
+            "refused instances, STOW-RS with an outcome per instance and QIDO-RS with decoded "
+            "query values. Errors are RFC 9457 problem details "
             "(`application/problem+json`)."),
         openapi_url=OPENAPI_URL, docs_url=None, redoc_url=None, lifespan=lifespan,
     )
@@ -110,9 +116,15 @@ def create_app(config: Configuration, deps: Dependencies) -> FastAPI:
         return Response(status_code=204)
 
     app.include_router(jobs.router(deps.jobs, deps.kinds))
+    if deps.quarantine is not None:
+        app.include_router(quarantine.router(deps.quarantine, deps.orthanc))
     qido = dicomweb.QidoService(deps.orthanc, root, probe, dicomweb.qido_case_sensitive(
         config.orthanc))
     app.include_router(dicomweb.router(qido))
+    state_directory = Path(config.archive.state_directory)
+    app.include_router(stow.router(stow.StowService(
+        deps.orthanc, root, state_directory, deps.temp_folder or state_directory / "tmp",
+        tenant=config.archive.tenant)))
     _docs(app)
     return app
 

@@ -26,9 +26,6 @@ log = logging.getLogger(__name__)
 
 FEATURE = "qido-decoding"
 DICOM_JSON = "application/dicom+json"
-_FORWARDED_HEADERS = ("accept", "forwarded", "x-forwarded-host", "x-forwarded-proto")
-
-
 def dicomweb_root(orthanc_config: Mapping[str, Any]) -> str:
     section = orthanc_config.get("DicomWeb")
     root = section.get("Root", "/dicom-web/") if isinstance(section, Mapping) else "/dicom-web/"
@@ -77,14 +74,20 @@ class DecodingProbe:
 
 
 def _forwarded(request: Request) -> dict[str, str]:
-    """Headers DICOMweb builds its Retrieve URLs and answer format from (Accept, Forwarded)."""
-    headers = {k: v for k, v in request.headers.items() if k in _FORWARDED_HEADERS}
-    if not any(k in headers for k in ("forwarded", "x-forwarded-host")):
-        host = request.headers.get("host")
+    """Headers DICOMweb builds its Retrieve URLs and answer format from (Accept, Forwarded).
+
+    DICOMweb reads only ``Forwarded`` (RFC 7239) for the links' scheme and host; the door sends
+    the API ``X-Forwarded-Host``/``-Proto``, so those become ``Forwarded`` here, and the links
+    point at the door with the client's scheme, as those of WADO-RS do.
+    """
+    headers = {k: v for k, v in request.headers.items() if k in ("accept", "forwarded")}
+    if "forwarded" not in headers:
+        host = request.headers.get("x-forwarded-host") or request.headers.get("host")
+        proto = request.headers.get("x-forwarded-proto") or request.url.scheme
         if host:
             # Unquoted: DICOMweb takes the value after "host=" as it stands (RFC 7239 would
             # quote a host with a port, and DICOMweb would put the quotes in the URL).
-            headers["forwarded"] = f"host={host};proto={request.url.scheme}"
+            headers["forwarded"] = f"host={host};proto={proto}"
     return headers
 
 

@@ -56,6 +56,14 @@ class Conflict(ApiError):
     status = 409
 
 
+class NotAcceptable(ApiError):
+    status = 406
+
+
+class UnsupportedMediaType(ApiError):
+    status = 415
+
+
 class Unprocessable(ApiError):
     status = 422
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -147,11 +147,48 @@ class AsyncOrthanc:
             raise _error(response, method, path)
         return response
 
+    async def store_instance(self, body: bytes | Callable[[], AsyncIterator[bytes]], size: int,
+                             *, timeout: float = 600.0) -> httpx.Response:
+        """``POST /instances`` of one instance's bytes, streamed when ``body`` is a factory of
+        chunk iterators (called again for the one retry: the same bytes are stored once)."""
+        headers = {"Content-Type": "application/dicom", "Content-Length": str(size)}
+
+        async def send() -> httpx.Response:
+            content = body if isinstance(body, bytes) else body()
+            return await self._client.post("/instances", content=content, headers=headers,
+                                           timeout=timeout)
+
+        try:
+            try:
+                response = await send()
+            except _RETRIED:
+                response = await send()
+        except httpx.TransportError as exc:
+            raise OrthancUnreachable(f"POST /instances: {type(exc).__name__}: {exc}") from exc
+        if response.status_code >= 400:
+            raise _error(response, "POST", "/instances")
+        return response
+
     async def get_json(self, path: str, *, timeout: float | None = None) -> Any:
         return (await self.request("GET", path, timeout=timeout)).json()
 
     async def post_json(self, path: str, body: Any, *, timeout: float | None = None) -> Any:
         return (await self.request("POST", path, json_body=body, timeout=timeout)).json()
+
+    async def post_instance(self, data: bytes, *, timeout: float | None = None) -> Any:
+        """``POST /instances`` with DICOM bytes: Orthanc's JSON answer (``{}`` when the ingest
+        gate quarantined them). Not retried: a second send of a stored instance is harmless,
+        but the caller should see the first failure."""
+        kwargs: dict[str, Any] = {} if timeout is None else {"timeout": timeout}
+        try:
+            response = await self._client.post("/instances", content=data,
+                                                headers={"Content-Type": "application/dicom"},
+                                                **kwargs)
+        except httpx.TransportError as exc:
+            raise OrthancUnreachable(f"POST /instances: {type(exc).__name__}: {exc}") from exc
+        if response.status_code >= 400:
+            raise _error(response, "POST", "/instances")
+        return response.json() if response.content else {}
 
     async def aclose(self) -> None:
         await self._client.aclose()

@@ -20,6 +20,8 @@ from archive_config.settings import control_database_url, state_database_url
 from archive_state.db import make_engine
 from archive_state.jobs import JobQueue
 from archive_state.outbox import Outbox
+from archive_state.quarantine import QuarantineIndex
+from archive_state.quarantine_spool import folder_of
 from archive_state.services import ServiceRegistry
 from archive_worker import kinds as worker_kinds
 
@@ -54,8 +56,11 @@ def build(config: Configuration, *, extra_kinds: Sequence[str] = (),
         control_engine=control_engine,
         state_engine=state_engine,
         kinds=kind_infos(extra_kinds),
+        quarantine=QuarantineIndex(state_engine, settings.tenant,
+                                   folder_of(settings.state_directory)),
         supervisor_socket=Path(run) / "supervisor.sock" if run else None,
         door_url=door_health_url(config),
+        temp_folder=Path(run) / "tmp" / "stow" if run else None,
     )
 
 

@@ -197,6 +197,40 @@ class GateSettings:
     )
 
 
+def _check_deaths(value: int) -> str | None:
+    return None if 1 <= value <= 100 else "must be from 1 to 100"
+
+
+@dataclass(frozen=True)
+class CrashGuardSettings:
+    """The crash guard: an instance that keeps killing Orthanc's decoder is quarantined."""
+
+    enabled: bool = field(
+        default=True,
+        metadata=_meta(doc="Read the door's error log for requests in flight when Orthanc died "
+                           "and quarantine the instance they asked for once it killed Orthanc "
+                           "DeathsToQuarantine times within WindowSeconds."),
+    )
+    deaths_to_quarantine: int = field(
+        default=2,
+        metadata=_meta(_check_deaths, "Orthanc deaths an instance must be in flight at before "
+                                      "it is quarantined."),
+    )
+    window_seconds: float = field(
+        default=3600.0,
+        metadata=_meta(_check_positive, "Those deaths count only within this many seconds of "
+                                        "each other."),
+    )
+    poll_seconds: float = field(
+        default=5.0,
+        metadata=_meta(_check_positive, "How often a worker looks at the door's error log."),
+    )
+    door_log: str = field(
+        default="",
+        metadata=_meta(doc="The door's error log; empty: ARCHIVE_DATA/logs/door.log."),
+    )
+
+
 @dataclass(frozen=True)
 class ArchiveSettings:
     """Everything the plugin and the services read from the ``Archive`` section."""
@@ -218,6 +252,7 @@ class ArchiveSettings:
     jobs: JobSettings = field(default_factory=JobSettings)
     dicom: DicomSettings = field(default_factory=DicomSettings)
     gate: GateSettings = field(default_factory=GateSettings)
+    crash_guard: CrashGuardSettings = field(default_factory=CrashGuardSettings)
 
 
 def control_database_url(settings: ArchiveSettings) -> str:

@@ -73,7 +73,8 @@ def check_executables(executables: Executables) -> None:
     for what, command in (("Orthanc", executables.orthanc), ("nginx", executables.nginx)):
         if shutil.which(command) is None:
             raise ToolMissing(f"{what} not found at {command!r}: run scripts/setup")
-    for shim in (executables.thread_stack_shim, executables.quick_ack_shim):
+    for shim in (executables.thread_stack_shim, executables.charls_route_shim,
+                 executables.quick_ack_shim):
         if not shim.is_file():
             raise ToolMissing(f"{shim} is missing: run scripts/setup")
 

@@ -21,6 +21,9 @@ DEFAULT_NGINX: Final = "/usr/sbin/nginx"
 #: Built by scripts/setup (orthanc-plugins/native/thread_stack.c): raises civetweb's 100 KiB
 #: HTTP thread stacks, which GDCM's transcoding overflows.
 THREAD_STACK_SHIM: Final = REPO / ".cache" / "lib" / "libarchive-thread-stack.so"
+#: Built by scripts/setup (orthanc-plugins/native/charls_route.c): sends GDCM's CharLS calls to
+#: CharLS 2 rather than to DCMTK's same-named copy, which crashes Orthanc on JPEG-LS transcoding.
+CHARLS_ROUTE_SHIM: Final = REPO / ".cache" / "lib" / "libarchive-charls-route.so"
 #: Built by scripts/setup (orthanc-plugins/native/quick_ack.c): acknowledges DICOM senders' data
 #: at once instead of after the kernel's delayed ACK (Archive.Dicom.SuppressDelayedAck).
 QUICK_ACK_SHIM: Final = REPO / ".cache" / "lib" / "libarchive-quick-ack.so"
@@ -70,6 +73,12 @@ class Layout:
         return self.run / "ohif"
 
     @property
+    def orthanc_tmp(self) -> Path:
+        """Orthanc's ``TMPDIR`` (mode 0700, new at each start with the run folder): what Orthanc
+        and its codecs write as temporary files (GDCM's PVRG fallback leaves decoded pixels)."""
+        return self.run / "tmp" / "orthanc"
+
+    @property
     def tls(self) -> Path:
         return self.run / "tls"
 
@@ -96,6 +105,7 @@ class Executables:
     plugin_venv: str
     thread_stack_shim: Path
     quick_ack_shim: Path = QUICK_ACK_SHIM
+    charls_route_shim: Path = CHARLS_ROUTE_SHIM
 
     @classmethod
     def from_environment(cls, env: dict[str, str] | None = None) -> "Executables":

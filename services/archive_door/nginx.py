@@ -7,6 +7,7 @@ rendered files say it again in comments, for the sysadmin who opens ``DATA/run/n
 from __future__ import annotations
 
 import json
+import re
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -240,6 +241,21 @@ def _servers(settings: ArchiveSettings, layout: Layout, certificate: Certificate
     return indent("\n\n".join(blocks))
 
 
+def stow_pattern(dicomweb_root: str) -> str:
+    """The regex of ``$door_stow`` over ``"$request_method $uri"``: STOW-RS's two resources."""
+    root = "/" + dicomweb_root.strip("/")
+    return f"^POST {re.escape(root)}/studies(/[^/]+)?/?$"
+
+
+def qido_pattern(dicomweb_root: str) -> str:
+    """The regex of ``$door_qido`` over ``"$request_method $uri"``: the six QIDO-RS search
+    resources of PS3.18 10.6.1 (``HEAD`` stays with Orthanc, as the door sends it a GET)."""
+    root = re.escape("/" + dicomweb_root.strip("/"))
+    searches = ("(studies|series|instances)", "studies/[^/]+/(series|instances)",
+                "studies/[^/]+/series/[^/]+/instances")
+    return f"^GET {root}/({'|'.join(searches)})/?$"
+
+
 def render_door(
     *,
     settings: ArchiveSettings,
@@ -282,6 +298,8 @@ def render_door(
         "orthanc_port": str(orthanc["HttpPort"]),
         "api_port": str(settings.api.port),
         "auth_cache_seconds": str(settings.door.auth_cache_seconds),
+        "stow_pattern": stow_pattern(dicomweb_root),
+        "qido_pattern": qido_pattern(dicomweb_root),
         "ohif_cache_entries": ohif_entries or "        # (no file rewritten by install-ohif)",
         "content_hash": ohif.CONTENT_HASH,
         "servers": _servers(settings, layout, certificate),

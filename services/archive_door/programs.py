@@ -41,11 +41,16 @@ def common_environment(layout: Layout, executables: Executables) -> dict[str, st
     }
 
 
+#: Files Orthanc's programs create are for their own user only (supervisord's ``umask``, systemd's
+#: ``UMask=``): decoded pixels in a codec's temporary file are patient data.
+UMASK = "0077"
+
+
 def orthanc_preload(settings: ArchiveSettings, executables: Executables) -> dict[str, str]:
-    """``LD_PRELOAD`` and ``ARCHIVE_QUICKACK`` of Orthanc: the thread-stack shim always, the
-    quick-ACK shim when ``Archive.Dicom.SuppressDelayedAck`` is on (off: not loaded at all, and
-    told to stay inert should something else preload it)."""
-    preload = [str(executables.thread_stack_shim)]
+    """``LD_PRELOAD`` and ``ARCHIVE_QUICKACK`` of Orthanc: the thread-stack and CharLS-routing
+    shims always, the quick-ACK shim when ``Archive.Dicom.SuppressDelayedAck`` is on (off: not
+    loaded at all, and told to stay inert should something else preload it)."""
+    preload = [str(executables.thread_stack_shim), str(executables.charls_route_shim)]
     if settings.dicom.suppress_delayed_ack:
         preload.append(str(executables.quick_ack_shim))
     return {"LD_PRELOAD": " ".join(preload),
@@ -57,6 +62,9 @@ def programs(settings: ArchiveSettings, layout: Layout, executables: Executables
     orthanc_env = {
         # Debian's DCMTK (inside Orthanc) leaves Nagle on unless told: DIMSE ingest crawls.
         "TCP_NODELAY": "1",
+        # Orthanc's and its codecs' temporary files (boost's temp_directory_path and glibc's
+        # tempnam read TMPDIR): a private folder, not the shared /tmp.
+        "TMPDIR": str(layout.orthanc_tmp),
         **orthanc_preload(settings, executables),
     }
     listed = [

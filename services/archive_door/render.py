@@ -78,6 +78,10 @@ def _fill(stage: Path, configuration: Configuration, env: Mapping[str, str], lay
     writable += [stage / "tmp" / name for name in NGINX_TEMP] + [stage / "cache" / "auth"]
     for folder in writable:
         folder.mkdir(exist_ok=True)
+    # Orthanc's TMPDIR: empty (the run folder is new) and its user's alone (chmod: the umask).
+    orthanc_tmp = stage / layout.orthanc_tmp.relative_to(layout.run)
+    orthanc_tmp.mkdir(mode=0o700)
+    orthanc_tmp.chmod(0o700)
     return Rendered(layout, listed, environment, certificate)
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from .layout import Layout
-from .programs import Program
+from .programs import UMASK, Program
 
 #: Log rotation of every program and of supervisord itself.
 LOG_MAX_BYTES = "50MB"
@@ -86,6 +86,9 @@ def render_supervisord(layout: Layout, programs: Sequence[Program], environment:
             lines.append(f"environment={_environment(program.environment)}")
         lines += [
             f"directory={layout.data}",
+            # Files the program creates are its user's alone (a codec's decoded pixels, storage).
+            # Per program: supervisord's global umask applies only when it daemonizes.
+            f"umask={UMASK}",
             f"priority={priority * 10}",
             "autostart=true",
             "autorestart=true",

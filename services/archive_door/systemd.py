@@ -24,7 +24,7 @@ from archive_config.config_check import load
 
 from .launcher import PlatformName, environment
 from .layout import REPO, Executables, Layout
-from .programs import Program, common_environment, programs
+from .programs import UMASK, Program, common_environment, programs
 
 TARGET = "archive.target"
 RENDER = "archive-render.service"
@@ -74,6 +74,7 @@ def _program_service(program: Program, env: Mapping[str, str], user: str, layout
         f"KillSignal=SIG{program.stop_signal}",
         f"TimeoutStopSec={program.stop_wait_seconds}s",
         "LimitNOFILE=65536",
+        f"UMask={UMASK}",
     ]
 
 

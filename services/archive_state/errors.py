@@ -36,3 +36,19 @@ class JobConflict(StateError):
 class LeaseLost(JobConflict):
     """A worker reported on a job it no longer holds: its lease expired and another worker (or
     a cancel) took the job over. The worker must drop its result."""
+
+
+class QuarantineNotFound(StateError):
+    """No quarantine entry has the given id (in this tenant)."""
+
+    status = 404
+
+    def __init__(self, entry: str) -> None:
+        super().__init__(f"quarantine entry {entry} does not exist")
+        self.entry = entry
+
+
+class QuarantineConflict(StateError):
+    """The entry's status does not allow the operation (re-ingest of a discarded entry, …)."""
+
+    status = 409

@@ -36,6 +36,7 @@ NAMING = {
 }
 
 JOB_STATES = ("queued", "running", "succeeded", "failed", "cancelled")
+QUARANTINE_STATUSES = ("held", "reingested", "discarded")
 
 
 class StateBase(DeclarativeBase):
@@ -117,6 +118,90 @@ class OutboxCursorRow(StateBase):
     last_seq: Mapped[int] = mapped_column(BigInteger)
     owner: Mapped[str | None] = mapped_column(String(200))
     lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class QuarantineRow(StateBase):
+    """One entry of the quarantine spool (``archive_state.quarantine_spool``) and its fate.
+
+    The spool's files are the truth about what was received; this row indexes their metadata
+    and records what became of the entry (held → reingested or discarded, by whom, when).
+    """
+
+    __tablename__ = "quarantine"
+    __table_args__ = (
+        CheckConstraint("status IN ('held', 'reingested', 'discarded')", name="status"),
+        Index("ix_quarantine_list", "tenant", "status", "received_at"),
+        Index("ix_quarantine_received_at", "tenant", "received_at"),
+    )
+
+    tenant: Mapped[str] = mapped_column(String(32), primary_key=True)
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    transport: Mapped[str] = mapped_column(String(16))
+    remote: Mapped[dict[str, Any]] = mapped_column(json_type())
+    reasons: Mapped[list[dict[str, Any]]] = mapped_column(json_type())
+    size: Mapped[int] = mapped_column(BigInteger)
+    sop_class_uid: Mapped[str | None] = mapped_column(Text)
+    sop_instance_uid: Mapped[str | None] = mapped_column(Text)
+    study_instance_uid: Mapped[str | None] = mapped_column(Text)
+    series_instance_uid: Mapped[str | None] = mapped_column(Text)
+    patient_id: Mapped[str | None] = mapped_column(Text)
+    patient_name: Mapped[str | None] = mapped_column(Text)
+    transfer_syntax: Mapped[str | None] = mapped_column(Text)
+    parent: Mapped[str | None] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16))
+    status_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    status_by: Mapped[str | None] = mapped_column(String(200))
+    reingested_as: Mapped[str | None] = mapped_column(String(64))
+    last_attempt: Mapped[dict[str, Any] | None] = mapped_column(json_type())
+    history: Mapped[list[dict[str, Any]]] = mapped_column(json_type())
+    files_missing_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    imported_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class QuarantineReasonRow(StateBase):
+    """The reason codes of one quarantine entry, one row each (filters and counts per reason)."""
+
+    __tablename__ = "quarantine_reasons"
+    __table_args__ = (Index("ix_quarantine_reasons_code", "tenant", "code"),)
+
+    tenant: Mapped[str] = mapped_column(String(32), primary_key=True)
+    entry_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    code: Mapped[str] = mapped_column(String(100), primary_key=True)
+
+
+class DoorLogCursorRow(StateBase):
+    """How far the crash guard has read the door's error log: the file (inode) and the offset
+    after the last whole line handled, and when the Orthanc death it last saw began."""
+
+    __tablename__ = "door_log_cursors"
+
+    tenant: Mapped[str] = mapped_column(String(32), primary_key=True)
+    log: Mapped[str] = mapped_column(String(100), primary_key=True)
+    inode: Mapped[int] = mapped_column(BigInteger)
+    offset: Mapped[int] = mapped_column(BigInteger)
+    death_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class CrashSuspectRow(StateBase):
+    """An instance that was being served when Orthanc died, and at which deaths.
+
+    ``deaths`` holds the times of the recent deaths (those that still count for the policy);
+    ``job_id`` is the quarantine job once the instance reached the threshold.
+    """
+
+    __tablename__ = "crash_suspects"
+
+    tenant: Mapped[str] = mapped_column(String(32), primary_key=True)
+    sop_instance_uid: Mapped[str] = mapped_column(String(255), primary_key=True)
+    deaths: Mapped[list[str]] = mapped_column(json_type())
+    death_count: Mapped[int] = mapped_column(Integer)
+    last_request: Mapped[str] = mapped_column(Text)
+    first_seen_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    job_id: Mapped[int | None] = mapped_column(BigInteger)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
 from pathlib import Path
@@ -14,12 +15,16 @@ from archive_api.orthanc import CredentialMissing, SyncOrthanc, load_credential,
 from archive_config.config_check import load
 from archive_config.errors import ConfigError
 from archive_config.settings import control_database_url, state_database_url
+from archive_state.crash_watch import CrashWatch
 from archive_state.db import make_engine
 from archive_state.jobs import JobQueue
 from archive_state.outbox import Outbox
+from archive_state.quarantine import QuarantineIndex
+from archive_state.quarantine_spool import folder_of
 from archive_state.services import ServiceRegistry
 
 from . import kinds
+from .crash_guard import CrashGuard, Policy, door_log_path
 from .runner import Worker
 
 log = logging.getLogger("archive_worker")
@@ -48,13 +53,25 @@ def main(argv: list[str] | None = None) -> int:
     state_engine = make_engine(state_database_url(settings))
     control_engine = make_engine(control_database_url(settings))
     orthanc = SyncOrthanc(orthanc_url(config.orthanc), credential)
+    queue = JobQueue(state_engine, settings.tenant, settings.jobs)
+    guard_settings = settings.crash_guard
+    door_log = door_log_path(guard_settings, dict(os.environ))
+    crash_guard = None
+    if guard_settings.enabled and door_log is not None:
+        crash_guard = CrashGuard(CrashWatch(state_engine, settings.tenant), queue, door_log,
+                                 Policy.of(guard_settings), guard_settings.poll_seconds,
+                                 upstream_prefix=orthanc_url(config.orthanc) + "/")
+    elif guard_settings.enabled:
+        log.warning("crash guard off: no Archive.CrashGuard.DoorLog and no ARCHIVE_DATA")
     worker = Worker(
         name=args.name, settings=settings,
-        queue=JobQueue(state_engine, settings.tenant, settings.jobs),
+        queue=queue,
         outbox=Outbox(state_engine, settings.tenant, owner=args.name),
         registry=ServiceRegistry(control_engine), orthanc=orthanc, kinds=table,
         version=package_version(),
-        progress_interval=min(1.0, settings.jobs.lease_seconds / 3))
+        quarantine=QuarantineIndex(state_engine, settings.tenant,
+                                   folder_of(settings.state_directory)),
+        progress_interval=min(1.0, settings.jobs.lease_seconds / 3), crash_guard=crash_guard)
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
         log.info("signal %s: stopping after the current step", signal.Signals(signum).name)

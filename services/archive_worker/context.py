@@ -14,6 +14,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+import httpx
+
+from archive_config.settings import ArchiveSettings
 from archive_state.jobs import Job
 
 
@@ -23,6 +26,8 @@ class OrthancApi(Protocol):
     def get_json(self, path: str) -> Any: ...
 
     def post_json(self, path: str, body: Any = None) -> Any: ...
+
+    def request(self, method: str, path: str, *, json_body: Any = None) -> httpx.Response: ...
 
 
 class JobInterrupted(Exception):
@@ -61,6 +66,8 @@ class JobContext:
     orthanc: OrthancApi
     progress: Progress
     log: logging.Logger
+    #: The archive's settings (state directory, tenant), for handlers that write beside Orthanc.
+    settings: ArchiveSettings | None = None
 
 
 Handler = Callable[[Job, JobContext], dict[str, Any]]

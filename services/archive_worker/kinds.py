@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
-from . import verify
+from . import crash_quarantine, verify
 from .context import Handler
 
 
@@ -32,10 +32,12 @@ def _any_params(params: dict[str, Any]) -> str | None:
 
 KINDS: Mapping[str, Handler] = MappingProxyType({
     verify.KIND: verify.verify,
+    crash_quarantine.KIND: crash_quarantine.quarantine,
 })
 
 INFO: Mapping[str, KindInfo] = MappingProxyType({
     verify.KIND: KindInfo(verify.DESCRIPTION, verify.check_params),
+    crash_quarantine.KIND: KindInfo(crash_quarantine.DESCRIPTION, crash_quarantine.check_params),
 })
 
 

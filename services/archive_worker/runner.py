@@ -2,6 +2,12 @@
 
 * Every ``PollSeconds`` a background thread records the worker's heartbeat in the control
   database (``ServiceRegistry``), so ``/api/health`` sees it alive even during a long job.
+* Every :data:`QUARANTINE_SYNC_SECONDS` (between jobs) it imports the quarantine spool into the
+  state database (:meth:`archive_state.quarantine.QuarantineIndex.sync`), so entries the gate
+  wrote are listed even before anyone asks the API.
+* Every ``Archive.CrashGuard.PollSeconds`` (between jobs) the crash guard reads what is new in
+  the door's error log and enqueues a quarantine job for an instance that keeps killing Orthanc
+  (:mod:`archive_worker.crash_guard`).
 * Between jobs the worker consumes the outbox (one worker at a time holds the consumer's lease)
   and claims the oldest job of a kind it knows; with nothing to do it waits ``PollSeconds``.
 * A job's own heartbeat is the handler's ``progress()`` call (at most one database write a
@@ -31,9 +37,11 @@ from archive_config.settings import ArchiveSettings
 from archive_state.errors import LeaseLost as QueueLeaseLost
 from archive_state.jobs import Job, JobQueue
 from archive_state.outbox import Outbox
+from archive_state.quarantine import QuarantineIndex, report_text
 from archive_state.services import ServiceRegistry
 
 from . import changes
+from .crash_guard import CrashGuard
 from .context import (Handler, JobCancelled, JobContext, JobFailed, JobInterrupted, LeaseLost,
                       OrthancApi, WorkerStopping)
 
@@ -41,6 +49,8 @@ log = logging.getLogger(__name__)
 
 #: Longest error text kept with a job.
 MAX_ERROR = 2000
+#: How often the worker imports the quarantine spool.
+QUARANTINE_SYNC_SECONDS = 5.0
 
 
 @dataclass
@@ -55,6 +65,9 @@ class Worker:
     version: str
     progress_interval: float = 1.0
     monotonic: Callable[[], float] = time.monotonic
+    quarantine: QuarantineIndex | None = None
+    _quarantine_synced: float = float("-inf")
+    crash_guard: CrashGuard | None = None
     _stop: threading.Event = field(default_factory=threading.Event)
     _current: int | None = None
 
@@ -92,6 +105,8 @@ class Worker:
     def step(self) -> bool:
         """One round: consume changes, run one job. True when there was something to do."""
         busy = False
+        self.sync_quarantine()
+        self.guard_crashes()
         try:
             context = changes.ChangeContext(self.queue, self.settings, log)
             busy = self.outbox.consume(
@@ -110,6 +125,30 @@ class Worker:
             return busy
         self.run_job(job)
         return True
+
+    def sync_quarantine(self) -> None:
+        """Import the quarantine spool, at most every :data:`QUARANTINE_SYNC_SECONDS`."""
+        now = self.monotonic()
+        if self.quarantine is None or now - self._quarantine_synced < QUARANTINE_SYNC_SECONDS:
+            return
+        self._quarantine_synced = now
+        try:
+            report = self.quarantine.sync()
+        except Exception:
+            log.exception("%s: importing the quarantine spool failed", self.name)
+            return
+        if report.changed:
+            log.info("%s: quarantine import %s", self.name, report_text(report))
+
+    def guard_crashes(self) -> None:
+        """Let the crash guard look at the door's log (it decides how often)."""
+        if self.crash_guard is None:
+            return
+        try:
+            self.crash_guard.poll()
+        except Exception:
+            log.exception("%s: the crash guard's scan of the door log failed; it tries again",
+                          self.name)
 
     def _beat_loop(self) -> None:
         while True:
@@ -133,7 +172,8 @@ class Worker:
         log.info("%s: job %s (%s) attempt %s/%s", self.name, job.id, job.kind, job.attempts,
                  job.max_attempts)
         try:
-            result = handler(job, JobContext(self.orthanc, self._progress(job), job_log))
+            result = handler(job, JobContext(self.orthanc, self._progress(job), job_log,
+                                             self.settings))
         except JobCancelled:
             self._fail(job, "cancelled on request", retryable=False)
         except LeaseLost:

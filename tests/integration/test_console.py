@@ -1,6 +1,7 @@
 """The admin console at /ui/ as an administrator meets it: the real archive, headless Chromium.
 
-One stack as ``scripts/serve`` runs it (:class:`testkit.stack.Stack`: Orthanc, the API service, a
+Quarantine entries are written into the stack's spool with the writer the plugin uses
+(:func:`archive_state.quarantine_spool.write`). One stack as ``scripts/serve`` runs it (:class:`testkit.stack.Stack`: Orthanc, the API service, a
 worker, the door) serving the console built by ``scripts/install-console``. Jobs are made
 through the real API (``POST /api/jobs``, a kind from ``GET /api/jobs/kinds``) and run by the
 real worker; the browser is driven over the DevTools protocol with real mouse clicks, and every
@@ -23,11 +24,18 @@ from zoneinfo import ZoneInfo
 import pytest
 import requests
 
+from pydicom.dataelem import DataElement
+
+from archive_state import quarantine_spool
+from archive_tools import synthetic
+from archive_tools.synthetic import PatientInfo, StudyInfo
 from testkit.devtools import Chromium, Page
 from testkit.orthanc_process import REPO
 from testkit.stack import Stack
 
-pytestmark = pytest.mark.integration
+# The console talks to the API service only; what it shows of Orthanc (versions, health) comes
+# through the API, whose platform behaviour the other tests cover on both platforms.
+pytestmark = [pytest.mark.integration, pytest.mark.platform_independent]
 
 log = logging.getLogger(__name__)
 
@@ -344,9 +352,130 @@ def test_the_api_problem_is_shown(page: Page, stack: Stack) -> None:
     _wait_text(page, problem["detail"], "任务不存在")
 
 
+# --- quarantine --------------------------------------------------------------------------------
+
+QUARANTINED_PATIENT = PatientInfo("张^伟", "CONSOLE-Q1", "19620418", "M")
+
+
+def _quarantine_entry(stack: Stack, seed: int) -> str:
+    """A CT whose Rows has VR SS (a decoder poison), put in quarantine as the gate would."""
+    ds = synthetic.ct_volume(1, 16, 16, patient=QUARANTINED_PATIENT, study=StudyInfo(),
+                             seed=seed)[0]
+    ds[0x00280010] = DataElement(0x00280010, "SS", 16)
+    return quarantine_spool.write(quarantine_spool.folder_of(stack.state_dir),
+                                  synthetic.to_bytes(ds), {
+        "tenant": "default", "transport": "dimse",
+        "remote": {"calling_aet": "CT_ROOM_1", "called_aet": "ARCHIVE", "ip": "127.0.0.1"},
+        "reasons": [{"code": "pixel-module-vr", "tag": "(0028,0010)",
+                     "message": "Rows has VR SS; the image pixel module needs US"}],
+        "sop_instance_uid": str(ds.SOPInstanceUID), "study_instance_uid": str(ds.StudyInstanceUID),
+        "patient_id": QUARANTINED_PATIENT.patient_id, "patient_name": QUARANTINED_PATIENT.name})
+
+
+@pytest.fixture(scope="module")
+def quarantined(stack: Stack) -> dict[str, str]:
+    """Two entries in the spool: one to look at and fix, one to discard."""
+    return {"fix": _quarantine_entry(stack, 21), "discard": _quarantine_entry(stack, 22)}
+
+
+def _type(page: Page, selector: str, text: str, what: str) -> None:
+    """Click into an input and type (real key input, as a user does)."""
+    _click(page, selector, what)
+    page.evaluate(f"document.querySelector({json.dumps(selector)}).select()")
+    page.call("Input.insertText", text=text)
+
+
+def test_quarantine_list_and_detail_in_chinese(page: Page, stack: Stack,
+                                               quarantined: dict[str, str],
+                                               artifacts_dir: Path) -> None:
+    entry = quarantined["fix"]
+    page.open(f"{stack.url}{ROOT}quarantine")
+    rows = _rows(page, "quarantine", 2, "the quarantine table")
+    ours = [r for r in rows if "张^伟" in r[1]]
+    assert len(ours) == 2, rows
+    assert all("pixel-module-vr" in r[2] and r[3] == "DICOM (C-STORE)" and r[5] == "隔离中"
+               for r in ours), ours
+    assert "CT_ROOM_1 · 127.0.0.1" in ours[0][4]
+    counts = _wait(page, "document.querySelector('[data-test=reason-counts]')?.innerText",
+                   "the counts per reason")
+    assert "按原因统计" in counts and "pixel-module-vr · 2" in counts, counts
+    _wait_text(page, "隔离区", "入口检查拒收的影像")
+    _screenshot(page, artifacts_dir, "console-quarantine-zh.png")
+    _assert_clean(page, stack)
+
+    # A time window from the URL goes to the API: a day in 2000 has no entry, today has both.
+    page.open(f"{stack.url}{ROOT}quarantine?since=2000-01-01T00:00:00Z&until=2000-01-02T00:00:00Z")
+    window = "since=2000-01-01T00%3A00%3A00.000Z&until=2000-01-02T00%3A00%3A00.000Z"
+    deadline = time.monotonic() + TIMEOUT
+    while not any(window in url for _, url in page.responses()):
+        assert time.monotonic() < deadline, [u for _, u in page.responses() if "/api/" in u]
+        page.evaluate("0")  # reads the browser's events
+        time.sleep(0.1)
+    _wait_text(page, "隔离区为空")
+    assert not page.evaluate("document.querySelectorAll('[data-test=quarantine] .entry-row').length")
+    page.open(f"{stack.url}{ROOT}quarantine")
+    _rows(page, "quarantine", 2, "the quarantine table")
+
+    _click(page, f".entry-{entry} td:nth-child(2)", "the entry's row")
+    _wait(page, f"location.pathname === '/ui/quarantine/{entry}'", "the entry's page")
+    text = _wait_text(page, f"隔离项 {entry[:12]}", "拒收原因", "Rows has VR SS", "标签内容（尽力读取）",
+                      "PatientName", "修正标签后重新导入", "原样重新导入", "丢弃", "下载原始文件")
+    assert "CONSOLE-Q1" in text and entry in text
+    tags = _by_name(_rows(page, "tags", 10, "the tags table"))
+    assert tags["(0028,0010)"][1:4] == ["Rows", "SS", "16"], tags["(0028,0010)"]
+    assert tags["(0010,0010)"][3] == "张^伟"
+    href = page.evaluate("document.querySelector('[data-action=download]').getAttribute('href')")
+    assert href == f"/api/quarantine/{entry}/file"
+    _screenshot(page, artifacts_dir, "console-quarantine-detail-zh.png")
+    _assert_clean(page, stack)
+
+
+def test_quarantine_fix_and_discard_in_english(page: Page, stack: Stack,
+                                               quarantined: dict[str, str],
+                                               artifacts_dir: Path) -> None:
+    entry = quarantined["fix"]
+    page.open(f"{stack.url}{ROOT}quarantine/{entry}?lng=en")
+    _wait_text(page, f"Quarantine entry {entry[:12]}", "Reasons", "Tags (read forgivingly)",
+               "Fix tags and re-ingest", "Re-ingest as received", "Download as received", "Held")
+    _rows(page, "tags", 10, "the tags table")
+    _screenshot(page, artifacts_dir, "console-quarantine-detail-en.png")
+    # A click on the Rows tag puts it in the fix form with its value; the VR is set to US.
+    finder = ("[...document.querySelectorAll('[data-test=tags] .el-table__body tr')]"
+              ".find(tr => tr.innerText.includes('(0028,0010)'))")
+    page.click(*_centre(page, finder, "the Rows tag"))
+    _wait(page, "document.querySelector('[data-edit=\"0\"] input[data-field=tag]')?.value"
+                " === '(0028,0010)'", "the edit row")
+    assert page.evaluate("document.querySelector('[data-edit=\"0\"] input[data-field=value]')"
+                         ".value") == "16"
+    _type(page, '[data-edit="0"] input[data-field=vr]', "US", "the VR field")
+    page.evaluate("document.querySelector('[data-test=fix-form]').scrollIntoView()")
+    _screenshot(page, artifacts_dir, "console-quarantine-fix-en.png")
+    _assert_clean(page, stack)
+    _click(page, '[data-action="fix"]', "the Fix button")
+    _wait_text(page, f"Fix entry {entry[:12]} with 1 change(s) and re-ingest it?")
+    _click(page, ".el-message-box__btns .el-button--primary", "Yes")
+    _wait_text(page, "Stored in the archive (instance ", "Re-ingested")
+    stored = requests.get(f"{stack.url}/api/quarantine/{entry}", timeout=10).json()
+    assert stored["status"] == "reingested" and stored["reingestedAs"]
+    assert stored["lastAttempt"]["fix"]["edits"] == {"(0028,0010)": {"vr": "US", "value": "16"}}
+    tags = requests.get(f"{stack.orthanc_url}/instances/{stored['reingestedAs']}/simplified-tags",
+                        auth=stack.orthanc_auth, timeout=10).json()
+    assert tags["Rows"] == "16" and tags["PatientName"] == "张^伟"
+
+    other = quarantined["discard"]
+    page.open(f"{stack.url}{ROOT}quarantine/{other}?lng=en")
+    _wait_text(page, f"Quarantine entry {other[:12]}", "Discard")
+    _click(page, '[data-action="discard"]', "the Discard button")
+    _wait_text(page, f"Discard entry {other[:12]}? Its bytes are deleted for good")
+    _click(page, ".el-message-box__btns .el-button--danger", "Yes")
+    _wait_text(page, f"Entry {other[:12]} discarded", "Discarded")
+    assert not quarantine_spool.data_path(quarantine_spool.folder_of(stack.state_dir),
+                                          other).exists()
+
+
 def test_deep_links_and_assets(stack: Stack, console_build: Path) -> None:
     """The door answers index.html for client routes, the assets as files, a missing one 404."""
-    for path in ("/ui/", "/ui/services", "/ui/jobs/12?lng=en", "/ui/jobs"):
+    for path in ("/ui/", "/ui/services", "/ui/jobs/12?lng=en", "/ui/jobs", "/ui/quarantine"):
         response = requests.get(stack.url + path, timeout=10)
         assert response.status_code == 200, path
         assert '<div id="app">' in response.text and 'src="/ui/assets/' in response.text, path

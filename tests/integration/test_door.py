@@ -170,9 +170,13 @@ def test_door_answers_502_problem_while_orthanc_is_down(stack: Stack) -> None:
     supervisor = stack.supervisor().supervisor
     supervisor.stopProcess("orthanc")
     try:
-        r = requests.get(stack.url + "/dicom-web/studies", timeout=10)
+        r = requests.get(stack.url + "/dicom-web/studies/1.2.3/metadata", timeout=10)
         assert r.status_code == 502
         assert r.headers["Content-Type"] == PROBLEM and r.json()["status"] == 502
+        # A QIDO-RS search is the API service's, which says what is missing behind it.
+        search = requests.get(stack.url + "/dicom-web/studies", timeout=30)
+        assert search.status_code == 503
+        assert search.headers["Content-Type"] == PROBLEM and search.json()["status"] == 503
         health = requests.get(stack.url + "/api/health", timeout=30)
         assert health.status_code == 503 and health.json()["status"] == "degraded"
     finally:

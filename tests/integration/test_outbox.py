@@ -151,7 +151,8 @@ def test_stored_instances_and_a_delete_become_outbox_rows(
     assert ("Deleted", "Instance", gone) in rows
 
     log = proc.log_text()
-    assert "features=change-outbox callbacks=RegisterOnChangeCallback checks=outbox-table=ok" in log
+    assert ("features=change-outbox,ingest-gate callbacks=RegisterOnChangeCallback,"
+            "RegisterReceivedInstanceCallback checks=outbox-table=ok,quarantine-writable=ok") in log
     proc.stop()
     assert proc.process is not None and proc.process.returncode == 0, log[-3000:]
 

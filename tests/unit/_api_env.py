@@ -26,6 +26,8 @@ from archive_config.settings import control_database_url, state_database_url
 from archive_state.db import make_engine, migrate
 from archive_state.jobs import JobQueue
 from archive_state.outbox import Outbox
+from archive_state.quarantine import QuarantineIndex
+from archive_state.quarantine_spool import folder_of
 from archive_state.services import ServiceRegistry
 from testkit.orthanc_process import free_port
 
@@ -72,7 +74,9 @@ def make_env(tmp: Path, *, orthanc_port: int | None = None,
         outbox=Outbox(state_engine, settings.tenant),
         registry=ServiceRegistry(control_engine),
         control_engine=control_engine, state_engine=state_engine,
-        kinds=kind_infos(()), door_url=door_url)
+        kinds=kind_infos(()), door_url=door_url,
+        quarantine=QuarantineIndex(state_engine, settings.tenant,
+                                   folder_of(settings.state_directory)))
     return Env(config, deps)
 
 

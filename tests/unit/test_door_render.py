@@ -23,7 +23,7 @@ from archive_door import credential
 from archive_door.errors import AlreadyRunning
 from archive_door.launcher import check_not_running, door_urls, environment, prepare
 from archive_door.layout import REPO, Executables, Layout
-from archive_door.nginx import PROBLEMS
+from archive_door.nginx import PROBLEMS, qido_pattern, stow_pattern
 from archive_door.ports import check_ports
 from archive_door.render import Rendered, render_run_folder
 from testkit.orthanc_process import deep_merge, render_config
@@ -205,8 +205,8 @@ def test_routes_expose_only_what_the_door_serves(tmp_path: Path) -> None:
     routes = layout.nginx_routes.read_text()
     allowed = {"= /_door/auth", "= /api/auth/check", "^~ /dicom-web/", "= /wado", "^~ /api/",
                "^~ /fhir/", "= /ohif", "= /ohif/app-config.js", "= /ohif/index.html", "^~ /ohif/",
-               "@ohif-index", "^~ /ui/", "= /", "= /door-health", "/",
-               *(f"@door-{status}" for status in PROBLEMS)}
+               "@ohif-index", "^~ /ui/", "= /", "= /door-health", "/", "= /_door/stow",
+               "^~ /_door/qido/", *(f"@door-{status}" for status in PROBLEMS)}
     assert set(_locations(routes)) == allowed
     # Orthanc is reached from two locations only, both with the internal credential.
     made = credential.load(layout.credential)
@@ -216,6 +216,19 @@ def test_routes_expose_only_what_the_door_serves(tmp_path: Path) -> None:
     assert "client_max_body_size 4g;" in routes and "proxy_request_buffering off;" in routes
     assert "auth_request /_door/auth;" in routes
     assert "proxy_cache_valid 200 204 401 403 5s;" in routes
+    # STOW-RS goes to the API service, streamed, with the client's URI.
+    stow = routes[routes.index("location = /_door/stow {"):]
+    stow = stow[:stow.index("\n}")]
+    assert "internal;" in stow and "proxy_pass http://api$request_uri;" in stow
+    assert "proxy_request_buffering off;" in stow and "client_max_body_size 4g;" in stow
+    assert "Authorization" not in stow  # the internal credential is for Orthanc only
+    assert "if ($door_stow) {\n        rewrite ^ /_door/stow last;" in routes
+    # QIDO-RS searches go to the API's search route, with the client's query string.
+    qido = routes[routes.index("location ^~ /_door/qido/ {"):]
+    qido = qido[:qido.index("\n}")]
+    assert "internal;" in qido and "proxy_pass http://api/api/dicom-web/;" in qido
+    assert "Authorization" not in qido
+    assert "rewrite ^/dicom-web/(.*)$ /_door/qido/$1 last;" in routes
     conf = layout.nginx_conf.read_text()
     assert "server 127.0.0.1:18042;" in conf and "server 127.0.0.1:18043;" in conf
     gzip_types = re.search(r"gzip_types([^;]*);", conf)
@@ -239,7 +252,45 @@ def test_routes_follow_the_configuration(tmp_path: Path, ) -> None:
     assert "location ^~ /dw/ {" in routes and "/dicom-web/" not in _locations(routes)
     assert not [loc for loc in _locations(routes) if "ohif" in loc]
     assert "listen 0.0.0.0:8042;" in layout.nginx_conf.read_text()
+    assert f'"~{stow_pattern("/dw/")}"  1;' in layout.nginx_conf.read_text()
     assert _nginx_t(layout).returncode == 0
+
+
+@pytest.mark.parametrize(("line", "stow"), [
+    ("POST /dicom-web/studies", True),
+    ("POST /dicom-web/studies/", True),
+    ("POST /dicom-web/studies/1.2.840.99.1", True),
+    ("POST /dicom-web/studies/1.2.840.99.1/", True),
+    ("GET /dicom-web/studies", False),
+    ("HEAD /dicom-web/studies/1.2.3", False),
+    ("POST /dicom-web/studies/1.2.3/series", False),
+    ("POST /dicom-web/studiesx", False),
+    ("POST /dicom-webx/studies", False),
+    ("POST /api/dicom-web/studies", False),
+])
+def test_stow_pattern_matches_only_stow_resources(line: str, stow: bool) -> None:
+    # nginx's map runs PCRE; Python's re agrees on this subset (anchors, groups, classes).
+    assert bool(re.search(stow_pattern("/dicom-web/"), line)) is stow
+
+
+@pytest.mark.parametrize(("line", "qido"), [
+    ("GET /dicom-web/studies", True),
+    ("GET /dicom-web/series", True),
+    ("GET /dicom-web/instances/", True),
+    ("GET /dicom-web/studies/1.2.3/series", True),
+    ("GET /dicom-web/studies/1.2.3/instances", True),
+    ("GET /dicom-web/studies/1.2.3/series/1.2.3.4/instances", True),
+    ("HEAD /dicom-web/studies", False),
+    ("POST /dicom-web/studies", False),
+    ("GET /dicom-web/studies/1.2.3", False),
+    ("GET /dicom-web/studies/1.2.3/metadata", False),
+    ("GET /dicom-web/studies/1.2.3/series/1.2.3.4", False),
+    ("GET /dicom-web/studies/1.2.3/series/1.2.3.4/instances/1.5/frames/1", False),
+    ("GET /dicom-web/studies/1.2.3/series/1.2.3.4/instances/1.5", False),
+    ("GET /api/dicom-web/studies", False),
+])
+def test_qido_pattern_matches_only_the_search_resources(line: str, qido: bool) -> None:
+    assert bool(re.search(qido_pattern("/dicom-web/"), line)) is qido
 
 
 def test_console_build_is_served_when_present(tmp_path: Path) -> None:
@@ -276,7 +327,13 @@ def test_supervisord_configuration_parses_with_supervisors_own_parser(tmp_path: 
     assert configs["orthanc"].command == f"/usr/sbin/Orthanc {layout.orthanc_config}"
     assert configs["orthanc"].environment["TCP_NODELAY"] == "1"
     preload = [Path(p).name for p in configs["orthanc"].environment["LD_PRELOAD"].split()]
-    assert preload == ["libarchive-thread-stack.so", "libarchive-quick-ack.so"]
+    assert preload == ["libarchive-thread-stack.so", "libarchive-charls-route.so",
+                       "libarchive-quick-ack.so"]
+    # Codecs' temporary files: a private folder, and every program's files private.
+    assert configs["orthanc"].environment["TMPDIR"] == str(layout.orthanc_tmp)
+    assert {name: program.umask for name, program in configs.items()} == dict.fromkeys(configs, 0o077)
+    assert layout.orthanc_tmp.is_dir() and layout.orthanc_tmp.stat().st_mode & 0o777 == 0o700
+    assert not list(layout.orthanc_tmp.iterdir())
     assert configs["orthanc"].environment["ARCHIVE_QUICKACK"] == "1"
     assert configs["worker-2"].command.endswith("--name worker-2")
     assert "-m archive_api --config " + str(layout.orthanc_config) in configs["api"].command

@@ -50,6 +50,7 @@ def test_units_run_the_supervisord_programs_and_always_restart(config: Path, tmp
         assert tuple(command) == expected[program].command, unit
         assert service["Restart"] == "always"
         assert service["User"] == "archive"
+        assert service["UMask"] == "0077", unit  # codecs' temporary files are patient data
         parsed = _parse(written[unit])["Unit"]
         assert "network-online.target" in parsed["After"] and "archive-render.service" in parsed["After"]
         assert parsed["Requires"] == "archive-render.service"
@@ -57,7 +58,8 @@ def test_units_run_the_supervisord_programs_and_always_restart(config: Path, tmp
     orthanc_env = [line for line in written["archive-orthanc.service"].splitlines()
                    if line.startswith("Environment=")]
     assert 'Environment="TCP_NODELAY=1"' in orthanc_env
-    assert any("LD_PRELOAD=" in line for line in orthanc_env)
+    assert any("LD_PRELOAD=" in line and "libarchive-charls-route.so" in line for line in orthanc_env)
+    assert f'Environment="TMPDIR={layout.orthanc_tmp}"' in orthanc_env
     worker = _parse(written["archive-worker@.service"])["Service"]["ExecStart"]
     assert worker.endswith('"--name" "worker-%i"')
     target = _parse(written["archive.target"])

@@ -101,12 +101,13 @@ def _settings(**dicom: bool) -> Any:
 
 def test_the_launcher_preloads_it_by_default_and_not_when_switched_off() -> None:
     executables = Executables(python="python", orthanc="Orthanc", nginx="nginx", plugin_venv="v",
-                              thread_stack_shim=Path("/lib/ts.so"), quick_ack_shim=Path("/lib/qa.so"))
+                              thread_stack_shim=Path("/lib/ts.so"), quick_ack_shim=Path("/lib/qa.so"),
+                              charls_route_shim=Path("/lib/cr.so"))
     assert _settings().dicom.suppress_delayed_ack is True
     assert orthanc_preload(_settings(), executables) == {
-        "LD_PRELOAD": "/lib/ts.so /lib/qa.so", "ARCHIVE_QUICKACK": "1"}
+        "LD_PRELOAD": "/lib/ts.so /lib/cr.so /lib/qa.so", "ARCHIVE_QUICKACK": "1"}
     assert orthanc_preload(_settings(on=False), executables) == {
-        "LD_PRELOAD": "/lib/ts.so", "ARCHIVE_QUICKACK": "0"}
+        "LD_PRELOAD": "/lib/ts.so /lib/cr.so", "ARCHIVE_QUICKACK": "0"}
 
 
 def test_the_test_kit_preloads_it_for_an_archive_only(tmp_path: Path) -> None:

@@ -67,3 +67,21 @@ def test_configuration_and_its_path_come_from_the_sdk(tmp_path: Path) -> None:
     assert adapter.configuration() == {"Archive": {"Tenant": "t"}}
     assert adapter.configuration_path() == (tmp_path / "config").resolve()
     assert SdkAdapter(fake_orthanc(arguments=["--verbose"])).configuration_path() is None
+
+
+def test_a_log_line_quoting_a_nul_still_reaches_orthancs_log() -> None:
+    """A malformed PatientID with a NUL, quoted by the gate, must not lose the whole line."""
+    import logging
+
+    from regional_archive.adapters.orthanc_logging import install
+
+    sdk = fake_orthanc("4.0")
+    logger = install(sdk)
+    saved = (list(logger.handlers), logger.level, logger.propagate)
+    try:
+        logging.getLogger("regional_archive.features.ingest_gate").warning(
+            "quarantined instance of patient %s", "P1\x00\x00")
+    finally:
+        logger.handlers[:], logger.level, logger.propagate = saved[0], saved[1], saved[2]
+    assert sdk.logs[-1] == ("warning", "[regional_archive.features.ingest_gate] quarantined "
+                                       "instance of patient P1\\x00\\x00")

@@ -15,7 +15,9 @@ from typing import Any
 import pytest
 
 from archive_api.orthanc import OrthancUnreachable, SyncOrthanc
+from archive_state import quarantine_spool
 from archive_state.jobs import Job, JobState
+from archive_state.quarantine import QuarantineIndex
 from archive_worker import kinds as kinds_table
 from archive_worker.context import Handler, JobContext, JobFailed
 from archive_worker.runner import Worker
@@ -173,7 +175,7 @@ def test_heartbeat_is_recorded_in_the_registry(env: Env) -> None:
 
 def test_kinds_modules_extend_the_table(tmp_path: Path) -> None:
     table = kinds_table.load(("tests.unit.test_worker_runner",))
-    assert set(table) == {"archive.verify", "test.count"}
+    assert set(table) == {"archive.verify", "archive.crash-quarantine", "test.count"}
     with pytest.raises(kinds_table.KindsModuleError):
         kinds_table.load(("no.such.module",))
     with pytest.raises(kinds_table.KindsModuleError, match="KINDS"):
@@ -193,3 +195,16 @@ def test_services_refuse_to_start_without_the_internal_credential(env: Env,
     done = subprocess.run(argv, capture_output=True, text=True, timeout=60)
     assert done.returncode == 1
     assert "internal-credential.json does not exist" in done.stderr
+
+
+def test_the_worker_imports_the_quarantine_spool(env: Env) -> None:
+    index = env.deps.quarantine
+    assert isinstance(index, QuarantineIndex)
+    entry = quarantine_spool.write(index.folder, b"refused bytes", {
+        "transport": "dimse", "reasons": [{"code": "pixel-vr", "tag": "(0028,0010)",
+                                           "message": "Rows is SS"}]})
+    worker = make_worker(env, {})
+    worker.quarantine = QuarantineIndex(env.deps.state_engine, "default", index.folder)
+    worker.step()
+    items, total = index.list()
+    assert total == 1 and items[0].id == entry and items[0].reason_codes == ["pixel-vr"]

@@ -2,7 +2,8 @@
 // API said (RFC 9457 problem details: title, detail) or, when the API could not be reached or
 // answered something that is not ours (a proxy's HTML error page), a reason the views translate.
 
-import type { Health, Job, JobFilter, JobKind, JobPage, Problem } from './types'
+import type { Health, Job, JobFilter, JobKind, JobPage, Problem, QuarantineDetail, QuarantineEntry,
+  QuarantineFilter, QuarantineFix, QuarantinePage, ReingestResult } from './types'
 
 export type FailureKind = 'unreachable' | 'problem' | 'unexpected'
 
@@ -94,4 +95,37 @@ export function cancelJob(id: string | number): Promise<Job> {
 
 export function listJobKinds(): Promise<JobKind[]> {
   return request<JobKind[]>('/api/jobs/kinds')
+}
+
+export function listQuarantine(filter: QuarantineFilter): Promise<QuarantinePage> {
+  return request<QuarantinePage>('/api/quarantine' + query({
+    status: filter.status, reason: filter.reason, transport: filter.transport,
+    patient: filter.patient, since: filter.since, until: filter.until, limit: filter.limit,
+    offset: filter.offset,
+  }))
+}
+
+const entryPath = (id: string) => `/api/quarantine/${encodeURIComponent(id)}`
+
+export function getQuarantineEntry(id: string): Promise<QuarantineDetail> {
+  return request<QuarantineDetail>(entryPath(id))
+}
+
+/** Where the browser downloads the bytes as received (Content-Disposition: attachment). */
+export function quarantineFileUrl(id: string): string {
+  return `${entryPath(id)}/file`
+}
+
+export function reingestQuarantineEntry(id: string): Promise<ReingestResult> {
+  return request<ReingestResult>(`${entryPath(id)}/reingest`, { method: 'POST' })
+}
+
+export function fixQuarantineEntry(id: string, fix: QuarantineFix): Promise<ReingestResult> {
+  return request<ReingestResult>(`${entryPath(id)}/fix`, {
+    method: 'POST', body: JSON.stringify(fix), headers: { 'Content-Type': 'application/json' },
+  })
+}
+
+export function discardQuarantineEntry(id: string): Promise<QuarantineEntry> {
+  return request<QuarantineEntry>(entryPath(id), { method: 'DELETE' })
 }

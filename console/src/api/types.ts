@@ -87,3 +87,91 @@ export interface Problem {
   detail?: string
   instance?: string
 }
+
+export const QUARANTINE_STATUSES = ['held', 'reingested', 'discarded'] as const
+export type QuarantineStatus = (typeof QUARANTINE_STATUSES)[number]
+export const TRANSPORTS = ['dimse', 'stow', 'rest', 'router', 'reingest', 'unknown'] as const
+export type Transport = (typeof TRANSPORTS)[number]
+
+/** Why the ingest gate refused an instance: a stable code, the tag concerned, a sentence. */
+export interface QuarantineReason {
+  code: string
+  tag: string | null
+  message: string
+}
+
+/** GET /api/quarantine items: one refused instance and what became of it. */
+export interface QuarantineEntry {
+  id: string
+  tenant: string
+  receivedAt: string
+  transport: string
+  remote: Record<string, string | null>
+  reasons: QuarantineReason[]
+  reasonCodes: string[]
+  size: number
+  sopClassUid: string | null
+  sopInstanceUid: string | null
+  studyInstanceUid: string | null
+  seriesInstanceUid: string | null
+  patientId: string | null
+  patientName: string | null
+  transferSyntax: string | null
+  parent: string | null
+  status: QuarantineStatus
+  statusAt: string
+  statusBy: string | null
+  reingestedAs: string | null
+  lastAttempt: Record<string, unknown> | null
+  history: Record<string, unknown>[]
+  filesMissing: boolean
+  filesMissingAt: string | null
+}
+
+export interface QuarantineTag {
+  tag: string
+  keyword: string
+  vr: string
+  value: string
+  error: string | null
+}
+
+export interface QuarantineDetail extends QuarantineEntry {
+  tags: QuarantineTag[]
+  tagsError: string | null
+}
+
+export interface QuarantinePage {
+  items: QuarantineEntry[]
+  total: number
+  limit: number
+  offset: number
+  reasonCounts: Record<string, number>
+}
+
+export interface QuarantineFilter {
+  status?: QuarantineStatus | ''
+  reason?: string
+  transport?: Transport | ''
+  patient?: string
+  /** ISO 8601 with an offset: received at or after / before. */
+  since?: string
+  until?: string
+  limit: number
+  offset: number
+}
+
+/** POST /api/quarantine/{id}/fix: tag → new value, or {vr, value} to set the VR too. */
+export interface QuarantineFix {
+  edits: Record<string, string | { vr: string; value: string }>
+  remove: string[]
+}
+
+export interface ReingestResult {
+  result: 'stored' | 'quarantined'
+  orthancId: string | null
+  orthancStatus: string | null
+  newEntry: string | null
+  reasons: QuarantineReason[]
+  entry: QuarantineEntry
+}

@@ -14,7 +14,9 @@ class OrthancLogHandler(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
-            text = self.format(record)
+            # The SDK takes a C string: a NUL (a malformed PatientID quoted in a message) would
+            # make it refuse the whole line, so control characters are shown escaped.
+            text = printable(self.format(record))
             if record.levelno >= logging.ERROR:
                 self._sdk.LogError(text)
             elif record.levelno >= logging.WARNING:
@@ -23,6 +25,14 @@ class OrthancLogHandler(logging.Handler):
                 self._sdk.LogInfo(text)
         except Exception:  # logging must never break the caller
             self.handleError(record)
+
+
+_CONTROL = {c: f"\\x{c:02x}" for c in range(32) if chr(c) not in "\n\t"}
+
+
+def printable(text: str) -> str:
+    """``text`` with NUL and other control characters (but newline and tab) escaped."""
+    return text.translate(_CONTROL)
 
 
 def install(sdk: Any, level: int = logging.INFO) -> logging.Logger:
