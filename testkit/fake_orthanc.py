@@ -162,6 +162,8 @@ class FakeOrthanc:
         self.initializing = True
         #: The index: SOP Instance UID → stored file (``LookupInstance``, ``GetDicomForInstance``).
         self.instances: dict[str, bytes] = {}
+        #: Series Instance UIDs the index holds (``LookupSeries``).
+        self.series: set[str] = set()
 
     # --- logging, configuration -----------------------------------------------------------
 
@@ -199,6 +201,11 @@ class FakeOrthanc:
         if sop_instance_uid not in self.instances:
             raise OrthancException(17, "Unknown resource")
         return f"orthanc-{sop_instance_uid}"
+
+    def LookupSeries(self, series_instance_uid: str) -> str:
+        if series_instance_uid not in self.series:
+            raise OrthancException(17, "Unknown resource")
+        return f"orthanc-series-{series_instance_uid}"
 
     def GetDicomForInstance(self, orthanc_id: str) -> bytes:
         return self.instances[orthanc_id.removeprefix("orthanc-")]

@@ -114,6 +114,17 @@ def test_a_fix_is_stored_by_orthanc_and_found_by_qido(stack: Stack) -> None:
     assert tags["PatientID"] == "QAPI-P1-FIXED" and tags["PatientName"] == "欧阳^娜"
     assert tags["Rows"] == "16"
     assert len(found_by_qido(stack, data)) == 1
+    # What the viewer asks next (its wadoRoot is the door's /dicom-web): the series metadata
+    # lists the instance, and its frame renders.
+    ds = dcmread(io.BytesIO(data), force=True)
+    series = (f"{stack.url}/dicom-web/studies/{ds.StudyInstanceUID}"
+              f"/series/{ds.SeriesInstanceUID}")
+    metadata = requests.get(f"{series}/metadata", timeout=30)
+    assert metadata.status_code == 200
+    assert [i["00080018"]["Value"] for i in metadata.json()] == [[str(ds.SOPInstanceUID)]]
+    frame = requests.get(f"{series}/instances/{ds.SOPInstanceUID}/frames/1/rendered",
+                         headers={"Accept": "image/jpeg"}, timeout=30)
+    assert frame.status_code == 200 and frame.content[:2] == b"\xff\xd8"
     again = requests.post(f"{stack.url}/api/quarantine/{entry}/reingest", timeout=30)
     assert again.status_code == 409  # a re-ingested entry is done with
 

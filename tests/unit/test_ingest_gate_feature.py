@@ -146,3 +146,27 @@ def test_the_adapter_reads_a_stored_instance_or_none() -> None:
     adapter = SdkAdapter(sdk)
     assert adapter.stored_instance("1.2.3") == b"file"
     assert adapter.stored_instance("9.9") is None
+
+
+def test_a_new_series_costs_one_series_lookup_not_one_per_instance(tmp_path: Path) -> None:
+    asked: list[str] = []
+
+    def stored(uid: str) -> bytes | None:
+        asked.append(uid)
+        return None
+
+    def series_known(uid: str) -> bool:
+        asked.append(f"series {uid}")
+        return False
+
+    who = [Identity(sop_instance_uid=f"1.2.3.1.{n}", series_instance_uid="1.2.3.1")
+           for n in range(3)]
+    verdicts = {f"i{n}".encode(): Verdict(Action.ACCEPT, identity=w) for n, w in enumerate(who)}
+    gate = IngestGateFeature(lambda d: verdicts[d], tmp_path, "t", stored_instance=stored,
+                             has_series=series_known)
+    for n in range(3):
+        assert gate.handle(ReceivedInstance(f"i{n}".encode(), InstanceOrigin.DICOM_PROTOCOL)
+                           ).action is IngestAction.KEEP
+    assert gate.handle(ReceivedInstance(b"i0", InstanceOrigin.DICOM_PROTOCOL)
+                       ).action is IngestAction.KEEP  # seen again: the index is asked
+    assert asked == ["series 1.2.3.1", "1.2.3.1.0"]

@@ -203,6 +203,13 @@ class SdkAdapter:
             log.exception("instance %s is indexed but its file could not be read", orthanc_id)
             return None
 
+    def has_series(self, series_instance_uid: str) -> bool:
+        """Whether Orthanc's index holds a series with this Series Instance UID."""
+        try:
+            return bool(self._sdk.LookupSeries(series_instance_uid))
+        except Exception:
+            return False
+
     # --- configuration ------------------------------------------------------------------
 
     def configuration(self) -> dict[str, Any]:

@@ -32,7 +32,8 @@ def make_ingest_gate(settings: ArchiveSettings, adapter: SdkAdapter) -> Feature:
     from .ingest_gate import IngestGateFeature
 
     return IngestGateFeature(inspect, Path(settings.state_directory), settings.tenant,
-                             stored_instance=adapter.stored_instance)
+                             stored_instance=adapter.stored_instance,
+                             has_series=adapter.has_series)
 
 
 def build_features(settings: ArchiveSettings, adapter: SdkAdapter) -> list[Feature]:

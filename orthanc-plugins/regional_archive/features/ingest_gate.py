@@ -19,8 +19,9 @@ on Orthanc's ingest path:
   nothing is ever reported as kept that is not.
 
 Runs on Orthanc's threads, once per instance: no database, no network; one read of Orthanc's
-index (``LookupInstance``, and the stored file only when the UID is already there), made before
-Orthanc takes any lock for the new instance (docs/decisions.md, "The ingest gate").
+index (``LookupSeries`` once per series, ``LookupInstance`` only where the series existed or the
+UID was seen before: :mod:`.new_series`; the stored file only when the UID is there), made
+before Orthanc takes any lock for the new instance (docs/decisions.md, "The ingest gate").
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ from archive_gate.verdict import Action, Reason, Verdict, tag_text
 from archive_state import quarantine_spool
 
 from ..contributions import Contribution, HealthCheck
+from .new_series import NewSeries
 from ..ingest import (KEEP, STATUS_OUT_OF_RESOURCES, STATUS_QUARANTINED, IngestDecision,
                       InstanceOrigin, ReceivedInstance, Sender)
 
@@ -64,12 +66,18 @@ Inspector = Callable[[bytes], Verdict]
 SpoolWriter = Callable[[Path, bytes, Mapping[str, Any]], str]
 #: The stored file of a SOP Instance UID, or None (``SdkAdapter.stored_instance``).
 StoredLookup = Callable[[str], bytes | None]
+#: Whether Orthanc's index has a series of this Series Instance UID (``SdkAdapter.has_series``).
+SeriesLookup = Callable[[str], bool]
 SOP_INSTANCE_UID = 0x00080018
 CONFLICT = "conflicting-duplicate"
 
 
 def _nothing_stored(sop_instance_uid: str) -> bytes | None:
     return None
+
+
+def _no_series(series_instance_uid: str) -> bool:
+    return False
 
 
 def reasons_json(verdict: Verdict) -> list[dict[str, Any]]:
@@ -105,6 +113,8 @@ class IngestGateFeature:
     tenant: str
     write_spool: SpoolWriter = quarantine_spool.write
     stored_instance: StoredLookup = _nothing_stored
+    has_series: SeriesLookup = _no_series
+    new_series: NewSeries = field(default_factory=NewSeries)
     name: str = NAME
     now: Callable[[], str] = field(default=_now)
 
@@ -148,8 +158,11 @@ class IngestGateFeature:
 
     def _conflict(self, verdict: Verdict, kept: bytes) -> Verdict:
         """``verdict`` turned into a quarantine when its UID is stored with other content."""
-        uid = verdict.identity.sop_instance_uid
-        stored = self.stored_instance(uid) if uid else None
+        uid, series = verdict.identity.sop_instance_uid, verdict.identity.series_instance_uid
+        if not uid or (series and not self.new_series.must_look_up(series, uid,
+                                                                    self.has_series)):
+            return verdict
+        stored = self.stored_instance(uid)
         if stored is None or same_instance(stored, kept):
             return verdict
         reason = Reason(CONFLICT, SOP_INSTANCE_UID,
