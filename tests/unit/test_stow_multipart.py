@@ -187,3 +187,28 @@ def test_boundaries() -> None:
     for bad in ("", "x" * 71, "ends with space ", "bad\x00", "é"):
         with pytest.raises(MediaTypeError):
             check_boundary(bad)
+
+
+def test_lookalikes_across_chunk_edges_of_every_size() -> None:
+    """Data handed on straight from the chunks (inside a part) is the same, wherever a chunk
+    ends: in a lookalike, in a CR, just before or inside the real delimiter."""
+    rng = random.Random(11)
+    tokens = [b"\r", b"\n", b"-", b"a", b"\r\n--" + B + b"X", b"\r\n--" + B[:-1], b"\r\n-"]
+    payloads = [b"".join(rng.choice(tokens) for _ in range(rng.randrange(0, 80)))
+                for _ in range(12)]
+    whole = body_of(*payloads)
+    for _ in range(40):
+        parser = MultipartParser(B)
+        events: list[Event] = []
+        at = 0
+        while at < len(whole):
+            size = rng.randrange(1, 3 * len(B) + 12)
+            events += parser.feed(whole[at:at + size])
+            at += size
+        tail, ending = parser.finish()
+        got: dict[int, bytes] = {}
+        for event in events + tail:
+            if isinstance(event, PartData):
+                got[event.index] = got.get(event.index, b"") + bytes(event.data)
+        assert ending is Ending.CLOSED
+        assert [got.get(i, b"") for i in range(len(payloads))] == payloads
