@@ -21,7 +21,7 @@ is told it was not stored) rather than letting an unchecked instance in. Nothing
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -38,7 +38,8 @@ log = logging.getLogger(__name__)
 class CallbackHost(Protocol):
     """What the runtime needs of the adapter (:class:`~.adapters.host.SdkAdapter`)."""
 
-    def on_change(self, dispatch: Callable[[ChangeEvent], None]) -> None: ...
+    def on_change(self, dispatch: Callable[[ChangeEvent], None],
+                  wanted: Collection[str] | None = None) -> None: ...
 
     def on_received_instance(
         self, dispatch: Callable[[ReceivedInstance], IngestDecision]) -> None: ...
@@ -103,7 +104,8 @@ CALLBACKS: tuple[CallbackSpec, ...] = (
     CallbackSpec(
         CallbackKind.ON_CHANGE,
         wanted=lambda tables: bool(tables.on_change),
-        install=lambda runtime, host: host.on_change(runtime.dispatch_change),
+        install=lambda runtime, host: host.on_change(runtime.dispatch_change,
+                                                     frozenset(runtime.tables.on_change)),
     ),
     CallbackSpec(
         CallbackKind.RECEIVED_INSTANCE,
@@ -145,7 +147,7 @@ class Runtime:
 
     def __init__(self, features: Sequence[Feature]) -> None:
         self.features = tuple(features)
-        self.tables = build_tables(self.features)
+        self.tables: Tables = build_tables(self.features)
 
     def run_checks(self) -> tuple[CheckResult, ...]:
         """Run every health check; a critical failure raises :class:`StartupCheckFailed`."""

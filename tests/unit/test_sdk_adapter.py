@@ -85,3 +85,14 @@ def test_a_log_line_quoting_a_nul_still_reaches_orthancs_log() -> None:
         logger.handlers[:], logger.level, logger.propagate = saved[0], saved[1], saved[2]
     assert sdk.logs[-1] == ("warning", "[regional_archive.features.ingest_gate] quarantined "
                                        "instance of patient P1\\x00\\x00")
+
+
+def test_change_types_nobody_handles_return_before_any_event_is_made() -> None:
+    sdk = fake_orthanc("4.0")
+    adapter = SdkAdapter(sdk)
+    seen: list[ChangeEvent] = []
+    adapter.on_change(seen.append, wanted={"StableStudy"})
+    sdk.fire_change(SdkChange.NEW_INSTANCE, 3, "i-1")
+    sdk.fire_change(SdkChange.NEW_CHILD_INSTANCE, 1, "s-1")
+    sdk.fire_change(SdkChange.STABLE_STUDY, 1, "s-1")
+    assert [e.change_type for e in seen] == [ChangeType.STABLE_STUDY]

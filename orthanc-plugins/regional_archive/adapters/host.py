@@ -33,7 +33,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from enum import Enum
 from pathlib import Path
 from typing import Any
@@ -107,14 +107,22 @@ class SdkAdapter:
         self._registered.append(kind)
         log.info("registered %s", kind.value)
 
-    def on_change(self, dispatch: Callable[[ChangeEvent], None]) -> None:
+    def on_change(self, dispatch: Callable[[ChangeEvent], None],
+                  wanted: Collection[str] | None = None) -> None:
         """Register Orthanc's change callback; ``dispatch`` receives named events.
 
         The Python plugin queues change events and calls this from its own thread, one at a
-        time, in order (orthanc-python 3.1+).
+        time, in order (orthanc-python 3.1+). ``wanted``: the change types (REST names) anyone
+        handles; the others (one ``NewInstance`` and three ``NewChildInstance`` per stored image)
+        return at once, before any object is made, because this thread shares the GIL with the
+        ingest gate on Orthanc's DICOM threads.
         """
+        codes = (None if wanted is None else
+                 frozenset(code for code, name in self._change_names.items() if name in wanted))
 
         def on_change_callback(change_type: int, resource_type: int, resource_id: str) -> None:
+            if codes is not None and change_type not in codes:
+                return
             try:
                 dispatch(self.change_event(change_type, resource_type, resource_id))
             except Exception:  # the boundary: nothing propagates into Orthanc
