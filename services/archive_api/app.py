@@ -124,7 +124,7 @@ def create_app(config: Configuration, deps: Dependencies) -> FastAPI:
     state_directory = Path(config.archive.state_directory)
     app.include_router(stow.router(stow.StowService(
         deps.orthanc, root, state_directory, deps.temp_folder or state_directory / "tmp",
-        tenant=config.archive.tenant)))
+        tenant=config.archive.tenant, quarantine=deps.quarantine)))
     _docs(app)
     return app
 

@@ -46,6 +46,7 @@ import httpx
 from fastapi import APIRouter, Request, Response
 
 from archive_state import quarantine_spool as spool
+from archive_state.quarantine import QuarantineIndex
 
 from . import multipart, stow_response
 from .dicom_header import Identifiers, read_identifiers
@@ -266,18 +267,6 @@ class StowRequest:
     client_ip: str | None
 
 
-def record_stow_origin(entry: str, client_ip: str | None) -> None:
-    """The hook for the quarantine index: the gate's plugin writes transport "rest" for
-    everything that comes through ``POST /instances``; this request knows it was STOW-RS and
-    from which client.
-
-    TODO(quarantine index): call the index's "set origin" once ``archive_state.quarantine``
-    offers one, e.g. ``QuarantineIndex.set_origin(entry, transport="stow",
-    remote={"ip": client_ip})``; until then the origin is only in this log line.
-    """
-    log.info("quarantine entry %s came by STOW-RS from %s", entry, client_ip or "unknown")
-
-
 def base_url(headers: Mapping[str, str], scheme: str, root: str) -> str:
     """The DICOMweb root as the client reached it: RFC 7239 ``Forwarded``, else
     ``X-Forwarded-Proto``/``-Host`` (what the door sends), else ``Host``."""
@@ -368,8 +357,11 @@ class StowService:
     def __init__(self, orthanc: AsyncOrthanc, root: str, state_directory: Path,
                  temp_folder: Path, *, tenant: str = "default",
                  memory_limit: int = MEMORY_LIMIT, in_flight: int = IN_FLIGHT,
-                 memory_budget: int = MEMORY_BUDGET, stores_at_once: int = STORES_AT_ONCE) -> None:
+                 memory_budget: int = MEMORY_BUDGET, stores_at_once: int = STORES_AT_ONCE,
+                 quarantine: QuarantineIndex | None = None) -> None:
         self.orthanc = orthanc
+        #: The quarantine index, told that an entry the gate recorded as "rest" came by STOW-RS.
+        self.quarantine = quarantine
         self.root = root
         self.state_directory = state_directory
         self.temp_folder = temp_folder
@@ -379,6 +371,21 @@ class StowService:
         self.budget = MemoryBudget(memory_budget)
         self.stores_at_once = stores_at_once
         self._stores: tuple[asyncio.AbstractEventLoop, asyncio.Semaphore] | None = None
+
+    def record_origins(self, entries: list[str], client_ip: str | None) -> None:
+        """The gate inside Orthanc sees every part as a REST upload ("rest"); these entries
+        really came by STOW-RS from ``client_ip``. Best effort: the answer is the same."""
+        log.info("quarantine entries %s came by STOW-RS from %s", ", ".join(entries),
+                 client_ip or "unknown")
+        if self.quarantine is None:
+            return
+        try:
+            self.quarantine.sync()
+            for entry in entries:
+                self.quarantine.set_origin(entry, "stow",
+                                           {} if client_ip is None else {"ip": client_ip})
+        except Exception:
+            log.exception("quarantine entries %s: origin not recorded", ", ".join(entries))
 
     def _store_slots(self) -> asyncio.Semaphore:
         """The process's store slots (one semaphore per event loop: tests run several)."""
@@ -412,7 +419,10 @@ class StowService:
         if run.refused_types == run.completed:
             raise UnsupportedMediaType("no part is application/dicom; this archive takes "
                                        "STOW-RS parts of type application/dicom only")
-        return self._response(run, context, answer_format)
+        response, origins = self._response(run, context, answer_format)
+        if origins:
+            await asyncio.to_thread(self.record_origins, origins, context.client_ip)
+        return response
 
     async def _run(self, stream: AsyncIterator[bytes], boundary: bytes,
                    context: StowRequest) -> _Run:
@@ -639,7 +649,8 @@ class StowService:
     # --- the answer ------------------------------------------------------------------------
 
     def _response(self, run: _Run, context: StowRequest,
-                  answer_format: stow_response.Format) -> Response:
+                  answer_format: stow_response.Format) -> tuple[Response, list[str]]:
+        """The answer, and the quarantine entries whose origin is to be recorded."""
         outcomes, framing = run.outcomes, run.framing
         dataset = stow_response.response_dataset(outcomes, context.base_url, context.study)
         status = stow_response.status_of(outcomes)
@@ -651,9 +662,10 @@ class StowService:
             response = Response(body.encode("utf-8"), status_code=status,
                                 media_type=stow_response.DICOM_JSON)
         noted = [o for o in outcomes if not o.stored or o.warned]
+        origins: list[str] = []
         for n, outcome in enumerate(noted):
             if outcome.quarantine_id is not None:
-                record_stow_origin(outcome.quarantine_id, context.client_ip)
+                origins.append(outcome.quarantine_id)
             header = stow_response.warning_header(outcome)
             log.warning("STOW-RS from %s: %s", context.client_ip or "?", header)
             if n < MAX_WARNINGS:
@@ -670,7 +682,7 @@ class StowService:
         stored = sum(1 for o in outcomes if o.stored)
         log.info("STOW-RS from %s: %d part(s), %d stored, answered %d",
                  context.client_ip or "?", len(outcomes), stored, status)
-        return response
+        return response, origins
 
 
 def router(service: StowService) -> APIRouter:

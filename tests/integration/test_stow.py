@@ -242,6 +242,9 @@ def test_the_batch_quarantines_the_300_char_patient_id(archive: Stack,
     (warning,) = warnings_of(r)
     assert "part 2" in warning and f"quarantined as {sha[:12]}" in warning
     assert "VALUE_TOO_LONG (0010,0020)" in warning
+    # The quarantine index knows it came by STOW-RS and from where (the gate saw "rest").
+    indexed = requests.get(f"{archive.url}/api/quarantine/{sha}", timeout=30).json()
+    assert indexed["transport"] == "stow" and indexed["remote"] == {"ip": "127.0.0.1"}
 
 
 def test_a_part_of_another_study_fails_with_0xA900(archive: Stack,
