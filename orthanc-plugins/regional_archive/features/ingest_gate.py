@@ -42,9 +42,9 @@ from archive_gate.verdict import Action, Reason, Verdict, tag_text
 from archive_state import quarantine_spool
 
 from ..contributions import Contribution, HealthCheck
-from .new_series import NewSeries
 from ..ingest import (KEEP, STATUS_OUT_OF_RESOURCES, STATUS_QUARANTINED, IngestDecision,
                       InstanceOrigin, ReceivedInstance, Sender)
+from .new_series import NewSeries
 
 log = logging.getLogger(__name__)
 
