@@ -35,7 +35,7 @@ from typing import Any
 __all__ = [
     "FIELDS", "GRACE_SECONDS", "IDENTIFIERS", "TRANSPORTS", "SpoolEntry", "data_path",
     "data_ids", "entry_id", "folder_of", "is_entry_id", "list_entries", "orphans", "read_entry",
-    "remove_entry", "stale_temp_files", "write",
+    "remove_entry", "stale_temp_files", "write", "write_private_file",
 ]
 
 SUBFOLDER = "quarantine"
@@ -133,6 +133,14 @@ def _write_file(folder: Path, final: Path, content: bytes | memoryview, entry: s
         raise
     os.close(fd)
     os.replace(temp, final)
+
+
+def write_private_file(folder: Path, name: str, content: bytes | memoryview) -> None:
+    """Write ``folder/name`` whole or not at all (temp file, fsync, rename), mode 0600, the
+    folder made 0700 if missing: how every file of the spool is written, and the gate's record
+    of a repair beside it."""
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    _write_file(folder, folder / name, content, name)
 
 
 def _fsync_folder(folder: Path) -> None:

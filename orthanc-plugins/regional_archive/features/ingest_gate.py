@@ -29,7 +29,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -87,21 +86,6 @@ def reasons_json(verdict: Verdict) -> list[dict[str, Any]]:
 
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
-
-
-def write_private(folder: Path, name: str, content: bytes) -> None:
-    """Write ``folder/name`` whole or not at all (temp file, fsync, rename), mode 0600."""
-    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-    temp = folder / f".{name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
-    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        view = memoryview(content)
-        while view:
-            view = view[os.write(fd, view):]
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(temp, folder / name)
 
 
 @dataclass(frozen=True)
@@ -210,8 +194,8 @@ class IngestGateFeature:
             "repaired_sha256": quarantine_spool.entry_id(verdict.repaired),
         }
         try:
-            write_private(self.repaired, f"{received}.json",
-                          json.dumps(document, ensure_ascii=False, indent=1).encode("utf-8"))
+            text = json.dumps(document, ensure_ascii=False, indent=1).encode("utf-8")
+            quarantine_spool.write_private_file(self.repaired, f"{received}.json", text)
         except OSError as exc:
             log.error("repair of %s not recorded: %s", verdict.identity.sop_instance_uid, exc)
         log.warning("repaired instance %s from %s: %s", verdict.identity.sop_instance_uid,
