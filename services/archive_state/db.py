@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import logging
 import sqlite3
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -76,13 +77,35 @@ def _sqlite_connect(busy_timeout_ms: int) -> Callable[[sqlite3.Connection, Conne
         cursor = dbapi_connection.cursor()
         try:
             cursor.execute(f"PRAGMA busy_timeout = {busy_timeout_ms}")
-            cursor.execute("PRAGMA journal_mode = WAL")
+            _switch_to_wal(cursor, busy_timeout_ms / 1000)
             cursor.execute("PRAGMA synchronous = NORMAL")  # durable across process crashes in WAL
             cursor.execute("PRAGMA foreign_keys = ON")
         finally:
             cursor.close()
 
     return on_connect
+
+
+def _switch_to_wal(cursor: sqlite3.Cursor, timeout_seconds: float) -> None:
+    """Put the database in WAL mode, waiting up to ``timeout_seconds`` for the lock that needs.
+
+    The mode is stored in the file, so this only changes something the first time. That first
+    change takes an exclusive lock, and SQLite can answer ``database is locked`` at once there
+    instead of calling the busy handler (when several processes open a new file together, as
+    the services do on a first start), so it is retried here until the timeout.
+    """
+    deadline = time.monotonic() + timeout_seconds
+    while True:
+        try:
+            mode = cursor.execute("PRAGMA journal_mode = WAL").fetchone()
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() >= deadline:
+                raise
+            time.sleep(0.02)
+            continue
+        if mode is not None and str(mode[0]).lower() == "wal":
+            return
+        raise sqlite3.OperationalError(f"the database stayed in journal mode {mode!r}, not WAL")
 
 
 def _sqlite_begin(conn: Connection) -> None:
