@@ -104,6 +104,11 @@ class Page:
         """The text of the page as shown (``document.body.innerText``); "" before there is a body."""
         return str(self.evaluate("document.body ? document.body.innerText : ''") or "")
 
+    def set_cookie(self, url: str, name: str, value: str) -> None:
+        """A cookie for ``url``'s origin, as the archive's login sets it (HttpOnly, Lax)."""
+        self.call("Network.setCookie", url=url, name=name, value=value, httpOnly=True,
+                  sameSite="Lax")
+
     def screenshot(self) -> bytes:
         """A PNG of the viewport."""
         return base64.b64decode(self.call("Page.captureScreenshot", format="png")["data"])

@@ -36,6 +36,10 @@ __all__ = ["Stack", "StartupFailed"]
 
 Overrides = Mapping[str, Mapping[str, Any]]
 
+#: The administrator every test archive gets (Stack.provision_administrator).
+ADMIN_USERNAME = "test-admin"
+ADMIN_PASSWORD = "Yue-Pian-Shen-2026"
+
 
 def supervisor_proxy(socket_path: Path) -> Any:
     """An XML-RPC client of supervisord's control socket (its ``supervisor.*`` namespace)."""
@@ -59,6 +63,10 @@ class Stack:
     api_port: int = field(default_factory=free_port)
     dicom_port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
+    #: Requests to the door as the test administrator (an admin API key once the archive runs;
+    #: no credential when Archive.Security.Enabled is false). Tests that check refusals use
+    #: plain ``requests`` or a session of their own.
+    http: requests.Session = field(default_factory=requests.Session)
 
     # --- where things are -------------------------------------------------------------------
 
@@ -105,6 +113,11 @@ class Stack:
     def orthanc_auth(self) -> tuple[str, str]:
         data = json.loads((self.state_dir / "internal-credential.json").read_text())
         return str(data["username"]), str(data["password"])
+
+    @property
+    def security_enabled(self) -> bool:
+        security = self.overrides.get("archive.json", {}).get("Archive", {}).get("Security", {})
+        return bool(security.get("Enabled", True))
 
     @property
     def pid(self) -> int | None:
@@ -161,10 +174,54 @@ class Stack:
                                             env=self.environment(), start_new_session=True)
         try:
             self.wait_ready(timeout)
+            if self.security_enabled:
+                self.provision_administrator()
         except BaseException:
             self.stop()
             raise
         return self
+
+    def auth_headers(self) -> dict[str, str]:
+        """The test administrator's credential as headers, for clients that are not
+        :attr:`http` (dicomweb-client, Chromium); empty when security is off."""
+        value = self.http.headers.get("Authorization")
+        return {"Authorization": str(value)} if value else {}
+
+    def login(self, username: str = ADMIN_USERNAME, password: str = ADMIN_PASSWORD) -> requests.Session:
+        """A browser-like session: logged in by ``POST /api/auth/login``, with the session
+        cookie and the CSRF token header the console would send."""
+        session = requests.Session()
+        answer = session.post(self.url + "/api/auth/login", timeout=30,
+                              json={"username": username, "password": password})
+        answer.raise_for_status()
+        session.headers["X-CSRF-Token"] = answer.json()["csrf_token"]
+        return session
+
+    def session_cookie(self, username: str = ADMIN_USERNAME, password: str = ADMIN_PASSWORD) -> str:
+        """The value of a fresh ``archive_session`` cookie, for a browser under test."""
+        return str(self.login(username, password).cookies["archive_session"])
+
+    def provision_administrator(self) -> None:
+        """The first administrator, made as a sysadmin would (``scripts/create-admin``), then an
+        API key of the admin role for :attr:`http` (a key, not a session: it needs no CSRF token
+        and does not expire while a long module runs)."""
+        made = subprocess.run(
+            [sys.executable, "-m", "archive_auth.first_admin", "--config", str(self.config_dir),
+             "--data", str(self.data_dir), "--username", ADMIN_USERNAME,
+             "--display-name", "测试管理员", "--password-stdin"],
+            input=ADMIN_PASSWORD.encode(), capture_output=True, cwd=REPO,
+            env={**self.environment(), "ARCHIVE_HOME": str(REPO)}, timeout=60)
+        if made.returncode != 0:
+            error = made.stderr.decode(errors="replace")
+            raise StartupFailed(f"create-admin failed: {error}", error, made.returncode)
+        token = requests.post(self.url + "/api/auth/token", timeout=30, json={
+            "username": ADMIN_USERNAME, "password": ADMIN_PASSWORD})
+        token.raise_for_status()
+        bearer = {"Authorization": f"Bearer {token.json()['access_token']}"}
+        key = requests.post(self.url + "/api/api-keys", headers=bearer, timeout=30, json={
+            "name": "test-suite", "permissions": ["admin"], "tenants": None})
+        key.raise_for_status()
+        self.http.headers["Authorization"] = f"Bearer {key.json()['key']}"
 
     def wait_ready(self, timeout: float = 90.0) -> None:
         """Until the door's /api/health answers and every program is RUNNING."""

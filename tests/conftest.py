@@ -3,7 +3,8 @@
 Tests reach the archive as its users do, through the door (``archive.url``). Set-up and checks
 that need Orthanc's own REST API (``/instances``, ``/tools/lookup``, ``/modalities`` …, all hidden
 from the door) use ``archive.orthanc_url``: the ``http`` session adds the internal credential to
-those requests only.
+those requests only, and the test administrator's API key to the door (``archive.http`` does
+the same for the door alone).
 """
 
 from __future__ import annotations
@@ -74,6 +75,8 @@ class InternalAuthSession(requests.Session):
 @pytest.fixture(scope="session")
 def http(archive: Stack) -> Iterator[requests.Session]:
     with InternalAuthSession(archive.orthanc_url, archive.orthanc_auth) as session:
+        # To the door as the test administrator (an explicit auth= still wins for Orthanc).
+        session.headers.update(archive.http.headers)
         yield session
 
 

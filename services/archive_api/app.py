@@ -12,16 +12,17 @@ machine running the archive may have no route to a CDN).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable, Mapping
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from fastapi import FastAPI, Response
+from fastapi import Depends, FastAPI
 from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
@@ -34,7 +35,14 @@ from archive_state.quarantine import QuarantineIndex
 from archive_state.services import ServiceRegistry
 from archive_worker.kinds import KindInfo
 
-from . import dicomweb, errors, jobs, package_version, quarantine, stow
+from archive_audit.chain import AuditLog
+from archive_audit.events import AuditEvent, Recorder
+from archive_auth.service import AuthService
+from archive_state.modalities import ModalityStore
+
+from . import (admin_routes, audit_routes, auth_routes, authz, dicomweb, errors, jobs,
+               modalities, package_version, quarantine, stow)
+from .modality_sync import ModalitySync
 from .health import HealthChecker
 from .orthanc import AsyncOrthanc
 
@@ -58,10 +66,22 @@ class Dependencies:
     quarantine: QuarantineIndex | None = None
     supervisor_socket: Path | None = None
     door_url: str | None = None
+    #: users, roles, sessions, tokens and API keys (the control database); the audit trail
+    auth: AuthService | None = None
+    recorder: Recorder | None = None
+    audit: AuditLog | None = None
+    modalities: ModalityStore | None = None
     #: where STOW-RS keeps parts too large for memory (unlinked temp files); default
     #: ``<StateDirectory>/tmp``
     temp_folder: Path | None = None
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+
+
+class DiscardingRecorder:
+    """For an app built without an audit trail (some tests): events go to the log only."""
+
+    def record(self, event: AuditEvent) -> None:
+        log.info("audit (not recorded): %s %s by %s", event.action, event.outcome, event.actor)
 
 
 def _docs_assets() -> Path | None:
@@ -83,11 +103,20 @@ def create_app(config: Configuration, deps: Dependencies) -> FastAPI:
         version=version, supervisor_socket=deps.supervisor_socket, door_url=deps.door_url,
         clock=deps.clock)
 
+    sync = ModalitySync(deps.modalities, deps.orthanc) if deps.modalities is not None else None
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await probe.check()
-        yield
-        await deps.orthanc.aclose()
+        reconcile = asyncio.create_task(sync.run()) if sync is not None else None
+        try:
+            yield
+        finally:
+            if reconcile is not None:
+                reconcile.cancel()
+                with suppress(asyncio.CancelledError):
+                    await reconcile
+            await deps.orthanc.aclose()
 
     app = FastAPI(
         title="Regional archive API",
@@ -100,8 +129,14 @@ def create_app(config: Configuration, deps: Dependencies) -> FastAPI:
         openapi_url=OPENAPI_URL, docs_url=None, redoc_url=None, lifespan=lifespan,
     )
     errors.install(app)
+    authz.install(app)
     app.state.health = checker
     app.state.qido_probe = probe
+    recorder: Recorder = deps.recorder if deps.recorder is not None else DiscardingRecorder()
+    security = config.archive.security
+    auth = deps.auth if deps.auth is not None else AuthService.build(deps.control_engine, security)
+    guard = authz.Authz(auth.authenticator, recorder, tenant=config.archive.tenant,
+                        enabled=security.enabled)
 
     @app.get("/api/health", tags=["health"], summary="Every service, the platform, features",
              responses={503: {"description": "Some service is not ok (same body)"}})
@@ -109,18 +144,24 @@ def create_app(config: Configuration, deps: Dependencies) -> FastAPI:
         document = await checker.document()
         return JSONResponse(document, status_code=200 if document["status"] == "ok" else 503)
 
-    @app.get("/api/auth/check", tags=["auth"], status_code=204, response_class=Response,
-             summary="nginx auth_request: 204 allows the request")
-    async def auth_check() -> Response:
-        # Everyone is allowed until the security issue brings users and tokens.
-        return Response(status_code=204)
-
-    app.include_router(jobs.router(deps.jobs, deps.kinds))
+    app.include_router(auth_routes.router(
+        auth, guard, recorder, decision_cache_seconds=config.archive.door.auth_cache_seconds))
+    app.include_router(admin_routes.router(auth, guard, recorder))
+    app.include_router(jobs.router(deps.jobs, deps.kinds),
+                       dependencies=[Depends(guard.require("configure"))])
     if deps.quarantine is not None:
-        app.include_router(quarantine.router(deps.quarantine, deps.orthanc))
+        app.include_router(quarantine.router(deps.quarantine, deps.orthanc, guard.require))
+    if deps.modalities is not None:
+        app.include_router(modalities.router(deps.modalities, deps.orthanc,
+                                             guard.require("configure"), sync=sync,
+                                             recorder=recorder))
+    if deps.audit is not None:
+        app.include_router(audit_routes.router(deps.audit, guard.require("audit-read")))
     qido = dicomweb.QidoService(deps.orthanc, root, probe, dicomweb.qido_case_sensitive(
         config.orthanc))
-    app.include_router(dicomweb.router(qido))
+    # The door checked a QIDO-RS search before rewriting it here; reached at /api/dicom-web/
+    # directly, it is checked here.
+    app.include_router(dicomweb.router(qido), dependencies=[Depends(guard.require("view"))])
     state_directory = Path(config.archive.state_directory)
     app.include_router(stow.router(stow.StowService(
         deps.orthanc, root, state_directory, deps.temp_folder or state_directory / "tmp",

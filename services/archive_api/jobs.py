@@ -16,25 +16,23 @@ from typing import Any
 
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict, Field
-from pydantic.alias_generators import to_camel
 
 from archive_state.jobs import Job, JobQueue, JobState
 from archive_worker.kinds import KindInfo
 
 from .errors import Unprocessable
+from .camel import CamelModel, StrictCamelModel
 
 
-class _Camel(BaseModel):
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True)
 
 
-class Progress(_Camel):
+class Progress(CamelModel):
     done: int | None = None
     total: int | None = None
     message: str | None = None
 
 
-class JobOut(_Camel):
+class JobOut(CamelModel):
     id: int
     tenant: str
     kind: str
@@ -65,21 +63,19 @@ class JobOut(_Camel):
         )
 
 
-class JobPage(_Camel):
+class JobPage(CamelModel):
     items: list[JobOut]
     total: int
     limit: int
     offset: int
 
 
-class KindOut(_Camel):
+class KindOut(CamelModel):
     name: str
     description: str
 
 
-class JobCreate(_Camel):
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
-
+class JobCreate(StrictCamelModel):
     kind: str = Field(min_length=1, max_length=100)
     params: dict[str, Any] = Field(default_factory=dict)
     idempotency_key: str | None = Field(default=None, min_length=1, max_length=200)

@@ -16,13 +16,14 @@ from __future__ import annotations
 
 import asyncio
 import re
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any, Literal
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Depends, Query, Response
 from pydantic import BaseModel, ConfigDict, Field
-from pydantic.alias_generators import to_camel
 
+from archive_auth.principal import Principal
 from archive_state import quarantine_spool as spool
 from archive_state.errors import QuarantineConflict
 from archive_state.quarantine import QuarantineEntry, QuarantineIndex, QuarantineStatus
@@ -30,16 +31,15 @@ from archive_state.quarantine import QuarantineEntry, QuarantineIndex, Quarantin
 from . import dicom_edit
 from .errors import ApiError, BadRequest, Unprocessable
 from .orthanc import AsyncOrthanc, OrthancHttpError
+from .camel import CamelModel, StrictCamelModel
 
 TRANSPORTS = Literal["dimse", "stow", "rest", "router", "reingest", "unknown"]
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]")
 
 
-class _Camel(BaseModel):
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True)
 
 
-class Reason(_Camel):
+class Reason(CamelModel):
     code: str
     tag: str | None = None
     message: str = ""
@@ -50,7 +50,7 @@ def _reasons(raw: list[dict[str, Any]]) -> list[Reason]:
                    message=str(r.get("message") or "")) for r in raw if isinstance(r, dict)]
 
 
-class QuarantineOut(_Camel):
+class QuarantineOut(CamelModel):
     id: str
     tenant: str
     received_at: datetime
@@ -90,7 +90,7 @@ class QuarantineOut(_Camel):
             files_missing=e.files_missing_at is not None, files_missing_at=e.files_missing_at)
 
 
-class QuarantinePage(_Camel):
+class QuarantinePage(CamelModel):
     items: list[QuarantineOut]
     total: int
     limit: int
@@ -99,7 +99,7 @@ class QuarantinePage(_Camel):
         description="Entries per reason code among those of the status asked (all if none)")
 
 
-class TagOut(_Camel):
+class TagOut(CamelModel):
     tag: str
     keyword: str
     vr: str
@@ -112,16 +112,14 @@ class QuarantineDetail(QuarantineOut):
     tags_error: str | None = Field(description="Why reading the bytes stopped, if it did")
 
 
-class TagEdit(_Camel):
+class TagEdit(CamelModel):
     model_config = ConfigDict(extra="forbid")
 
     vr: str | None = Field(default=None, pattern=r"^[A-Z]{2}$")
     value: str = Field(max_length=10_000)
 
 
-class FixRequest(_Camel):
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
-
+class FixRequest(StrictCamelModel):
     edits: dict[str, str | TagEdit] = Field(
         default_factory=dict, description='Tag → new value, e.g. {"(0010,0020)": "P-1"}, or '
         '{"vr": "US", "value": "512"} to set the VR too', max_length=200)
@@ -129,7 +127,7 @@ class FixRequest(_Camel):
                               max_length=200)
 
 
-class ReingestOut(_Camel):
+class ReingestOut(CamelModel):
     result: Literal["stored", "quarantined"]
     orthanc_id: str | None = None
     orthanc_status: str | None = None
@@ -142,19 +140,24 @@ class OrthancRefused(ApiError):
     status = 422
 
 
-def _who(request: Request) -> str:
-    forwarded = request.headers.get("x-forwarded-for", "").split(",")[0].strip()
-    host = forwarded or (request.client.host if request.client else "unknown")
-    return f"anonymous@{host}"[:200]
+#: A FastAPI dependency factory: the permission → the dependency that authorizes it and
+#: returns the principal (:meth:`archive_api.authz.Authz.require`).
+Authorize = Callable[[str], Callable[..., Any]]
 
 
-def router(index: QuarantineIndex, orthanc: AsyncOrthanc) -> APIRouter:
+def router(index: QuarantineIndex, orthanc: AsyncOrthanc, authorize: Authorize) -> APIRouter:
+    """Reading the list and an entry needs ``view``, its bytes ``download``, re-ingesting
+    ``upload`` and discarding ``delete``; the principal's name is what the entry's history
+    records as who did it."""
     api = APIRouter(prefix="/api/quarantine", tags=["quarantine"])
+    viewer, downloader = Depends(authorize("view")), Depends(authorize("download"))
+    uploader, deleter = Depends(authorize("upload")), Depends(authorize("delete"))
 
     async def synced() -> None:
         await asyncio.to_thread(index.sync)
 
     @api.get("", response_model=QuarantinePage, response_model_by_alias=True,
+             dependencies=[viewer],
              summary="List quarantined instances, newest first, with counts per reason")
     async def list_entries(
         status: QuarantineStatus | None = None,
@@ -180,7 +183,7 @@ def router(index: QuarantineIndex, orthanc: AsyncOrthanc) -> APIRouter:
                               limit=limit, offset=offset, reason_counts=counts)
 
     @api.get("/{entry_id}", response_model=QuarantineDetail, response_model_by_alias=True,
-             summary="One entry: metadata, reasons and its tags as read")
+             dependencies=[viewer], summary="One entry: metadata, reasons and its tags as read")
     async def get_entry(entry_id: str) -> QuarantineDetail:
         await synced()
         entry = await asyncio.to_thread(index.get, entry_id)
@@ -197,6 +200,7 @@ def router(index: QuarantineIndex, orthanc: AsyncOrthanc) -> APIRouter:
                                 tags_error=error)
 
     @api.get("/{entry_id}/file", response_class=Response, summary="The bytes as received",
+             dependencies=[downloader],
              responses={200: {"content": {"application/dicom": {}}}})
     async def download(entry_id: str) -> Response:
         await synced()
@@ -246,13 +250,13 @@ def router(index: QuarantineIndex, orthanc: AsyncOrthanc) -> APIRouter:
 
     @api.post("/{entry_id}/reingest", response_model=ReingestOut, response_model_by_alias=True,
               summary="Send the bytes as received through the gate again")
-    async def reingest_as_received(entry_id: str, request: Request) -> ReingestOut:
+    async def reingest_as_received(entry_id: str, principal: Principal = uploader) -> ReingestOut:
         entry, data = await held(entry_id)
-        return await reingest(entry, data, "reingest", _who(request), None)
+        return await reingest(entry, data, "reingest", principal.name, None)
 
     @api.post("/{entry_id}/fix", response_model=ReingestOut, response_model_by_alias=True,
               summary="Edit or remove tags, then send the fixed bytes through the gate")
-    async def fix(entry_id: str, body: FixRequest, request: Request) -> ReingestOut:
+    async def fix(entry_id: str, body: FixRequest, principal: Principal = uploader) -> ReingestOut:
         entry, data = await held(entry_id)
         edits: dict[str, Any] = {k: (v.model_dump() if isinstance(v, TagEdit) else v)
                                  for k, v in body.edits.items()}
@@ -260,13 +264,13 @@ def router(index: QuarantineIndex, orthanc: AsyncOrthanc) -> APIRouter:
             fixed = await asyncio.to_thread(dicom_edit.apply_fix, data, edits, body.remove)
         except dicom_edit.EditError as exc:
             raise Unprocessable(str(exc), field="edits") from None
-        return await reingest(entry, fixed, "fix", _who(request),
+        return await reingest(entry, fixed, "fix", principal.name,
                               {"edits": edits, "remove": body.remove})
 
     @api.delete("/{entry_id}", response_model=QuarantineOut, response_model_by_alias=True,
                 summary="Discard: the row says discarded, then the bytes are deleted for good")
-    async def discard(entry_id: str, request: Request) -> QuarantineOut:
+    async def discard(entry_id: str, principal: Principal = deleter) -> QuarantineOut:
         return QuarantineOut.of(await asyncio.to_thread(index.discard, entry_id,
-                                                        by=_who(request)))
+                                                        by=principal.name))
 
     return api

@@ -15,10 +15,13 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
+from archive_audit.chain import AuditLog, key_path, load_or_create_key
+from archive_auth.service import AuthService
 from archive_config.config_check import Configuration, load
 from archive_config.settings import control_database_url, state_database_url
 from archive_state.db import make_engine
 from archive_state.jobs import JobQueue
+from archive_state.modalities import ModalityStore
 from archive_state.outbox import Outbox
 from archive_state.quarantine import QuarantineIndex
 from archive_state.quarantine_spool import folder_of
@@ -48,6 +51,7 @@ def build(config: Configuration, *, extra_kinds: Sequence[str] = (),
     state_engine = make_engine(state_database_url(settings))
     control_engine = make_engine(control_database_url(settings))
     run = environ.get("ARCHIVE_RUN")
+    audit = AuditLog(control_engine, load_or_create_key(key_path(settings.state_directory)))
     return Dependencies(
         orthanc=AsyncOrthanc(orthanc_url(config.orthanc), credential),
         jobs=JobQueue(state_engine, settings.tenant, settings.jobs),
@@ -61,6 +65,10 @@ def build(config: Configuration, *, extra_kinds: Sequence[str] = (),
         supervisor_socket=Path(run) / "supervisor.sock" if run else None,
         door_url=door_health_url(config),
         temp_folder=Path(run) / "tmp" / "stow" if run else None,
+        auth=AuthService.build(control_engine, settings.security),
+        recorder=audit,
+        audit=audit,
+        modalities=ModalityStore(state_engine, settings.tenant),
     )
 
 

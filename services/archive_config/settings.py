@@ -9,6 +9,7 @@ dotted key (``Archive.Viewer.Root``) and the file that holds the section.
 from __future__ import annotations
 
 import dataclasses
+import os
 import re
 import types
 import typing
@@ -17,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
 
 from .errors import ConfigError
+from .security_settings import SecuritySettings
 
 SECTION = "Archive"
 
@@ -175,6 +177,57 @@ class JobSettings:
     )
 
 
+def _check_pem_file(value: str) -> str | None:
+    """A PEM file the process can read (the launcher and Orthanc read it at start)."""
+    if not value:
+        return None
+    if not os.path.isfile(value):
+        return "is not a file"
+    if not os.access(value, os.R_OK):
+        return "cannot be read by this user"
+    return None
+
+
+_TLS_SECTION = "Archive.Dicom.Tls"
+
+
+@dataclass(frozen=True)
+class DicomTlsSettings:
+    """DICOM TLS on Orthanc's DICOM port (PS3.15 B.1, the TLS secure transport profile)."""
+
+    enabled: bool = field(
+        default=False,
+        metadata=_meta(doc="Orthanc's DICOM port speaks TLS only (plain TCP is refused); "
+                           "Orthanc's own connections use TLS to modalities marked so."),
+    )
+    certificate: str = field(
+        default="",
+        metadata=_meta(_check_pem_file, "PEM certificate of the archive (its DICOM TLS "
+                                        "identity, for incoming and outgoing connections)."),
+    )
+    private_key: str = field(
+        default="",
+        metadata=_meta(_check_pem_file, "PEM private key of Certificate (unencrypted)."),
+    )
+    trusted_certificates: str = field(
+        default="",
+        metadata=_meta(_check_pem_file, "PEM file of the certificates (CAs) the archive trusts "
+                                        "for the peers' certificates."),
+    )
+    remote_certificate_required: bool = field(
+        default=True,
+        metadata=_meta(doc="Refuse a peer that presents no certificate (mutual TLS)."),
+    )
+
+    def __post_init__(self) -> None:
+        if not self.enabled:
+            return
+        for name in ("certificate", "private_key", "trusted_certificates"):
+            if not getattr(self, name):
+                raise ConfigError(f"{_TLS_SECTION}.{json_key(name)}",
+                                  "required when DICOM TLS is enabled")
+
+
 @dataclass(frozen=True)
 class DicomSettings:
     """The archive's DICOM (DIMSE) connections, beyond Orthanc's own keys."""
@@ -184,6 +237,12 @@ class DicomSettings:
         metadata=_meta(doc="Acknowledge received TCP data at once (TCP_QUICKACK after each read): "
                            "senders that leave Nagle on no longer wait for delayed ACKs."),
     )
+    refuse_unknown_ae: bool = field(
+        default=False,
+        metadata=_meta(doc="Refuse every association from an AE title (and address) not "
+                           "registered in /api/modalities; off: anyone may echo, store and find."),
+    )
+    tls: DicomTlsSettings = field(default_factory=DicomTlsSettings)
 
 
 @dataclass(frozen=True)
@@ -253,6 +312,7 @@ class ArchiveSettings:
     dicom: DicomSettings = field(default_factory=DicomSettings)
     gate: GateSettings = field(default_factory=GateSettings)
     crash_guard: CrashGuardSettings = field(default_factory=CrashGuardSettings)
+    security: SecuritySettings = field(default_factory=SecuritySettings)
 
 
 def control_database_url(settings: ArchiveSettings) -> str:

@@ -96,15 +96,24 @@ def _problem_locations() -> str:
     return "\n".join(lines)
 
 
-def _static_site(root: str, build: Path, name: str, cache_variable: str, overrides: Mapping[str, Path]) -> str:
-    """A single-page app under ``root`` from ``build``: files, or index.html for client routes."""
+def _static_site(root: str, build: Path, name: str, cache_variable: str,
+                 overrides: Mapping[str, Path], area: str | None) -> str:
+    """A single-page app under ``root`` from ``build``: files, or index.html for client routes.
+    With an ``area``, its files are for those the authorization check lets into that area (a
+    browser without a login is sent to the login page); without, for everyone."""
+    if area is None:
+        access, nested = "    auth_request off;", ""
+    else:
+        access = f"    set $door_area {area};\n" + indent(_login_redirect_pages())
+        # rewrite-module directives (set) are not inherited by nested locations
+        nested = f"        set $door_area {area};\n"
     lines: list[str] = [f"location = {root.rstrip('/')} {{", "    auth_request off;",
                         f"    return 301 {root};", "}"]
     for file_name, path in overrides.items():
         lines += [
             "",
             f"location = {root}{file_name} {{",
-            "    auth_request off;",
+            access,
             '    set $door_allow "GET, HEAD, OPTIONS";',
             "    if ($request_method = OPTIONS) {",
             "        add_header Allow $door_allow always;",
@@ -118,9 +127,8 @@ def _static_site(root: str, build: Path, name: str, cache_variable: str, overrid
     index_home = overrides.get(ohif.INDEX, build / ohif.INDEX).parent
     lines += [
         "",
-        "# Static files need no authorization: they are the application, not patient data.",
         f"location ^~ {root} {{",
-        "    auth_request off;",
+        access,
         '    set $door_allow "GET, HEAD, OPTIONS";',
         "    if ($request_method = OPTIONS) {",
         "        add_header Allow $door_allow always;",
@@ -135,13 +143,14 @@ def _static_site(root: str, build: Path, name: str, cache_variable: str, overrid
         f"    try_files $uri @{name}-index;",
         "    # ... unless it names a missing asset, or a hidden file such as the install stamp.",
         '    location ~ "/\\." {',
-        "        return 404;",
+        nested + "        return 404;",
         "    }",
         f'    location ~* "{_ASSET_REGEX}" {{',
-        "        try_files $uri =404;",
+        nested + "        try_files $uri =404;",
         "    }",
         "}",
         "",
+        "# Reached only from the location above, after its authorization.",
         f"location @{name}-index {{",
         "    auth_request off;",
         f"    root {index_home};",
@@ -161,13 +170,14 @@ def _viewer(settings: ArchiveSettings, build: Path | None, layout: Layout) -> st
             f"# rendered into {layout.ohif}.\n"
             + _static_site(root, build, "ohif", "door_ohif_cache",
                            {ohif.APP_CONFIG: layout.ohif / ohif.APP_CONFIG,
-                            ohif.INDEX: layout.ohif / ohif.INDEX}))
+                            ohif.INDEX: layout.ohif / ohif.INDEX}, "viewer"))
 
 
 def _console(build: Path) -> str:
     if (build / "index.html").is_file():
-        return f"# The admin console (Vue): the build in {build}.\n" + _static_site(
-            "/ui/", build, "ui", "door_ui_cache", {})
+        return (f"# The admin console (Vue): the build in {build}. Its files are public: they hold\n"
+                "# the login page and no data; every page asks the API, which authorizes.\n"
+                + _static_site("/ui/", build, "ui", "door_ui_cache", {}, None))
     page = ("<!doctype html><html><head><meta charset=utf-8><title>Console not installed</title>"
             "</head><body><h1>The admin console is not installed</h1><p>No build at "
             f"{build}. Run <code>scripts/install-console</code> (or <code>scripts/setup</code>)"
@@ -188,12 +198,53 @@ def _auth_cache(seconds: int) -> str:
     if seconds <= 0:
         return "# Archive.Door.AuthCacheSeconds is 0: every request is checked.\nproxy_cache off;"
     return "\n".join([
-        f"# Cached {seconds} s per credential (Archive.Door.AuthCacheSeconds).",
+        f"# Cached up to {seconds} s per credential, area, tenant and method "
+        "(Archive.Door.AuthCacheSeconds);",
+        "# the check's X-Accel-Expires says less (0: refusals, state-changing requests).",
         "proxy_cache door_auth;",
-        'proxy_cache_key "$http_authorization|$http_cookie";',
-        f"proxy_cache_valid 200 204 401 403 {seconds}s;",
+        'proxy_cache_key "$cookie_archive_session|$http_authorization|$http_x_api_key|'
+        '$door_area|$door_tenant|$request_method";',
+        f"proxy_cache_valid 204 {seconds}s;",
         "proxy_cache_lock on;",
-        "proxy_ignore_headers Cache-Control Expires;",
+        "proxy_ignore_headers Cache-Control Expires Set-Cookie;",
+    ])
+
+
+def _auth_request(enabled: bool) -> str:
+    if not enabled:
+        return ("# Archive.Security.Enabled is false: the door lets every request through.\n"
+                "auth_request off;")
+    return "auth_request /_door/auth;"
+
+
+def _login_redirect_pages() -> str:
+    """error_page lines for locations a person opens in a browser (the viewer, Orthanc Explorer):
+    without a valid login the answer is 401 with a page that sends the browser to the console's
+    login page and back (its ``next`` is built in the page: nginx cannot percent-encode). A
+    location that has its own error_page inherits none from the server, so the rest are here."""
+    lines = ["error_page 401 @door-login;"]
+    lines += [f"error_page {status} @door-{status};" for status in PROBLEMS if status != 401]
+    return "\n".join(lines)
+
+
+_LOGIN_PAGE = (
+    "<!doctype html><html lang=zh-CN><head><meta charset=utf-8><title>请登录 Sign in</title>"
+    '<script>location.replace("/ui/login?next="+encodeURIComponent(location.pathname+'
+    "location.search+location.hash))</script></head><body><p>请先<a href=/ui/login>登录</a>。"
+    " Please <a href=/ui/login>sign in</a> first.</p></body></html>")
+
+
+def _login_location() -> str:
+    assert "'" not in _LOGIN_PAGE and "$" not in _LOGIN_PAGE
+    return "\n".join([
+        "location @door-login {",
+        "    auth_request off;",
+        "    default_type text/html;",
+        "    charset utf-8;",
+        '    add_header Cache-Control "no-store" always;',
+        '    add_header WWW-Authenticate "Bearer realm=\\"archive\\"" always;',
+        f"    return 401 '{_LOGIN_PAGE}';",
+        "}",
     ])
 
 
@@ -247,13 +298,39 @@ def stow_pattern(dicomweb_root: str) -> str:
     return f"^POST {re.escape(root)}/studies(/[^/]+)?/?$"
 
 
-def qido_pattern(dicomweb_root: str) -> str:
+def qido_pattern(dicomweb_root: str, methods: str = "GET") -> str:
     """The regex of ``$door_qido`` over ``"$request_method $uri"``: the six QIDO-RS search
-    resources of PS3.18 10.6.1 (``HEAD`` stays with Orthanc, as the door sends it a GET)."""
+    resources of PS3.18 10.6.1 (``HEAD`` stays with Orthanc, as the door sends it a GET).
+    ``methods`` is a regex alternative of the methods that match."""
     root = re.escape("/" + dicomweb_root.strip("/"))
     searches = ("(studies|series|instances)", "studies/[^/]+/(series|instances)",
                 "studies/[^/]+/series/[^/]+/instances")
-    return f"^GET {root}/({'|'.join(searches)})/?$"
+    return f"^({methods}) {root}/({'|'.join(searches)})/?$"
+
+
+def dicomweb_area_rules(dicomweb_root: str) -> list[tuple[str, str]]:
+    """``$door_dicomweb_area``'s map over ``"$request_method $uri"``, in order (the first
+    pattern that matches wins): what the authorization check is asked for (``docs/security.md``).
+
+    Searches, metadata, frames, rendered images and bulk data are a view; STOW-RS an upload;
+    Orthanc's DICOMweb client routes (``servers/``: send to and fetch from other servers) and
+    any other POST need an administrator; retrieving whole instances, series or studies is a
+    download (the default, so that a resource this list forgets is not a mere view)."""
+    root = re.escape("/" + dicomweb_root.strip("/"))
+    return [
+        (stow_pattern(dicomweb_root), "dicomweb-upload"),
+        (f"^[A-Z]+ {root}/servers(/|$)", "orthanc-admin"),
+        ("^POST ", "orthanc-admin"),
+        (qido_pattern(dicomweb_root, "GET|HEAD"), "dicomweb-view"),
+        (f"^(GET|HEAD) {root}/studies/[^/]+/(.+/)?(frames/[^/]+|metadata|rendered|thumbnail|bulk/.+)/?$",
+         "dicomweb-view"),
+    ]
+
+
+def _area_map(rules: list[tuple[str, str]], default: str) -> str:
+    lines = [f'"~{pattern}"  {area};' for pattern, area in rules]
+    assert all('"' not in pattern for pattern, _ in rules)
+    return "\n".join([*lines, f"default  {default};"])
 
 
 def render_door(
@@ -285,6 +362,10 @@ def render_door(
         "viewer_root": settings.viewer.root,
         "max_upload_size": settings.door.max_upload_size,
         "auth_cache": _auth_cache(settings.door.auth_cache_seconds),
+        "auth_request": _auth_request(settings.security.enabled),
+        "tenant": settings.tenant,
+        "login": _login_location(),
+        "orthanc_browser_pages": indent(_login_redirect_pages()),
         "orthanc_proxy": render(template("orthanc-proxy.conf"), proxy_values),
         "api_proxy": template("api-proxy.conf"),
         "viewer": _viewer(settings, viewer_build, layout),
@@ -300,6 +381,9 @@ def render_door(
         "auth_cache_seconds": str(settings.door.auth_cache_seconds),
         "stow_pattern": stow_pattern(dicomweb_root),
         "qido_pattern": qido_pattern(dicomweb_root),
+        "dicomweb_area_map": indent(_area_map(dicomweb_area_rules(dicomweb_root),
+                                              "dicomweb-download"), " " * 8),
+        "audit_log": str(layout.logs / "door-audit.jsonl"),
         "ohif_cache_entries": ohif_entries or "        # (no file rewritten by install-ohif)",
         "content_hash": ohif.CONTENT_HASH,
         "servers": _servers(settings, layout, certificate),

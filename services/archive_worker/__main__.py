@@ -23,11 +23,15 @@ from archive_state.quarantine import QuarantineIndex
 from archive_state.quarantine_spool import folder_of
 from archive_state.services import ServiceRegistry
 
-from . import kinds
+from . import audit_door_log, kinds
 from .crash_guard import CrashGuard, Policy, door_log_path
 from .runner import Worker
 
 log = logging.getLogger("archive_worker")
+
+
+#: How often the door's audit log is read into the audit trail.
+AUDIT_DOOR_LOG_SECONDS = 60.0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -54,6 +58,10 @@ def main(argv: list[str] | None = None) -> int:
     control_engine = make_engine(control_database_url(settings))
     orthanc = SyncOrthanc(orthanc_url(config.orthanc), credential)
     queue = JobQueue(state_engine, settings.tenant, settings.jobs)
+    if settings.security.enabled:
+        # The door's views and downloads reach the audit trail within a minute; each run
+        # enqueues the next (one per slot, whichever worker runs it).
+        audit_door_log.schedule(queue, AUDIT_DOOR_LOG_SECONDS)
     guard_settings = settings.crash_guard
     door_log = door_log_path(guard_settings, dict(os.environ))
     crash_guard = None

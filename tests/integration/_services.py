@@ -25,6 +25,7 @@ import requests
 
 from archive_api.orthanc import InternalCredential
 from archive_config.config_check import Configuration, load
+from archive_auth.service import AuthService
 from archive_config.settings import control_database_url, state_database_url
 from archive_state.db import make_engine, migrate
 from archive_state.jobs import JobQueue
@@ -101,6 +102,8 @@ class Archive:
     orthanc: OrthancProcess | None = None
     api: ServiceProcess | None = None
     workers: list[ServiceProcess] = field(default_factory=list)
+    #: Requests to the API as an administrator (an admin API key made in the control database).
+    http: requests.Session = field(default_factory=requests.Session)
 
     @property
     def env(self) -> dict[str, str]:
@@ -146,6 +149,13 @@ class Archive:
         state.mkdir(parents=True, exist_ok=True)
         migrate(state_database_url(config.archive), "state")
         migrate(control_database_url(config.archive), "control")
+        engine = make_engine(control_database_url(config.archive))
+        try:
+            key, _ = AuthService.build(engine, config.archive.security).api_keys.create(
+                "test-suite", ["admin"], tenants=None, created_by="tests")
+        finally:
+            engine.dispose()
+        self.http.headers["Authorization"] = f"Bearer {key}"
         path = state / "internal-credential.json"
         path.write_text(json.dumps({"username": self.credential.username,
                                     "password": self.credential.password}))

@@ -74,7 +74,7 @@ def stored(archive: Archive) -> dict[str, Stored]:
 
 
 def api(archive: Archive, path: str, params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
-    response = requests.get(f"{archive.api_url}/api/dicom-web/{path}", params=params, timeout=30)
+    response = archive.http.get(f"{archive.api_url}/api/dicom-web/{path}", params=params, timeout=30)
     assert response.status_code == 200, response.text
     assert response.headers["content-type"].startswith("application/dicom+json")
     body: list[dict[str, Any]] = response.json()
@@ -109,7 +109,7 @@ def test_the_platform_needs_decoding_and_health_says_so(archive: Archive,
     encoded = requests.get(f"{archive.orthanc_url}/dicom-web/studies",
                            params={"PatientName": "张*"}, auth=archive.auth, timeout=30)
     assert encoded.status_code == 200 and encoded.json() == []  # the defect this route is for
-    health = requests.get(f"{archive.api_url}/api/health", timeout=5).json()
+    health = archive.http.get(f"{archive.api_url}/api/health", timeout=5).json()
     assert "qido-decoding" in health["features"]
     assert health["platform"]["name"] == platform.current().name
     assert health["platform"]["dicomWeb"] and health["platform"]["gdcm"]
@@ -213,18 +213,18 @@ def test_jobs_api_enqueues_verify_for_a_stored_study(archive: Archive,
                                                      stored: dict[str, Stored]) -> None:
     study_id = requests.post(f"{archive.orthanc_url}/tools/lookup", auth=archive.auth,
                              data=stored["li-na"].study.uid, timeout=10).json()[0]["ID"]
-    created = requests.post(f"{archive.api_url}/api/jobs", timeout=5, json={
+    created = archive.http.post(f"{archive.api_url}/api/jobs", timeout=5, json={
         "kind": "archive.verify", "params": {"study": study_id}, "idempotencyKey": "api-test"})
     assert created.status_code == 201
-    listed = requests.get(f"{archive.api_url}/api/jobs", params={"kind": "archive.verify"},
+    listed = archive.http.get(f"{archive.api_url}/api/jobs", params={"kind": "archive.verify"},
                           timeout=5).json()
     assert listed["total"] == 1 and listed["items"][0]["params"] == {"study": study_id}
 
 
 def test_openapi_is_served(archive: Archive) -> None:
-    spec = requests.get(f"{archive.api_url}/api/openapi.json", timeout=5).json()
+    spec = archive.http.get(f"{archive.api_url}/api/openapi.json", timeout=5).json()
     assert spec["info"]["title"] == "Regional archive API" and "/api/jobs" in spec["paths"]
-    assert requests.get(f"{archive.api_url}/api/docs", timeout=5).status_code == 200
+    assert archive.http.get(f"{archive.api_url}/api/docs", timeout=5).status_code == 200
 
 
 def test_missing_credential_stops_the_api_with_a_clear_message(archive: Archive,

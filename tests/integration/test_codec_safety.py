@@ -122,7 +122,7 @@ def stored(archive: Stack, http: requests.Session, tmp_path_factory: pytest.Temp
 
 @pytest.fixture(scope="module")
 def dicomweb(archive: Stack) -> DICOMwebClient:
-    return DICOMwebClient(url=f"{archive.url}/dicom-web")
+    return DICOMwebClient(url=f"{archive.url}/dicom-web", headers=archive.auth_headers())
 
 
 @pytest.fixture(params=[(s, t) for t in TARGETS for s in SOURCES],

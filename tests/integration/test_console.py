@@ -89,8 +89,11 @@ def chromium(tmp_path_factory: pytest.TempPathFactory, artifacts_dir: Path) -> I
 
 @pytest.fixture
 def page(chromium: Chromium, stack: Stack) -> Page:
-    """The tab, as a browser that has never visited the archive (no stored language)."""
+    """The tab, as a browser that has never visited the archive (no stored language), logged
+    in as the test administrator (a session cookie, as the login page leaves it)."""
     chromium.tab.call("Storage.clearDataForOrigin", origin=stack.url, storageTypes="all")
+    if stack.security_enabled:
+        chromium.tab.set_cookie(stack.url, "archive_session", stack.session_cookie())
     return chromium.tab
 
 
@@ -99,7 +102,7 @@ def jobs(stack: Stack) -> dict[str, dict[str, Any]]:
     """Two jobs of the first kind the workers run, through the API, run by the worker: one that
     succeeds (verify every stored file of an empty archive) and one that fails (a study that does
     not exist). Their final state, by name."""
-    kinds = requests.get(f"{stack.url}/api/jobs/kinds", timeout=10)
+    kinds = stack.http.get(f"{stack.url}/api/jobs/kinds", timeout=10)
     assert kinds.status_code == 200, kinds.text
     names = [k["name"] for k in kinds.json()]
     assert "archive.verify" in names, names
@@ -108,7 +111,7 @@ def jobs(stack: Stack) -> dict[str, dict[str, Any]]:
     for name, params in (("ok", {}), ("failing", missing)):
         body = {"kind": "archive.verify", "params": params,
                 "idempotencyKey": f"console-{name}-{uuid.uuid4()}"}
-        response = requests.post(f"{stack.url}/api/jobs", json=body, timeout=10)
+        response = stack.http.post(f"{stack.url}/api/jobs", json=body, timeout=10)
         assert response.status_code == 201, response.text
         made[name] = response.json()
     return {name: _settled(stack, job["id"]) for name, job in made.items()}
@@ -121,7 +124,7 @@ def _settled(stack: Stack, job_id: int, timeout: float = TIMEOUT) -> dict[str, A
     """The job once the worker has finished with it (succeeded, failed or cancelled)."""
     deadline = time.monotonic() + timeout
     while True:
-        job: dict[str, Any] = requests.get(f"{stack.url}/api/jobs/{job_id}", timeout=10).json()
+        job: dict[str, Any] = stack.http.get(f"{stack.url}/api/jobs/{job_id}", timeout=10).json()
         if job["state"] in ("succeeded", "failed", "cancelled"):
             return job
         if time.monotonic() > deadline:
@@ -289,7 +292,7 @@ def test_jobs_list_in_chinese(page: Page, stack: Stack, jobs: dict[str, dict[str
                               artifacts_dir: Path) -> None:
     ok, failing = jobs["ok"], jobs["failing"]
     assert ok["state"] == "succeeded" and failing["state"] == "failed", jobs
-    total = requests.get(f"{stack.url}/api/jobs", timeout=10).json()["total"]
+    total = stack.http.get(f"{stack.url}/api/jobs", timeout=10).json()["total"]
     page.open(f"{stack.url}{ROOT}jobs")
     rows = _by_name(_rows(page, "jobs", min(total, 20), "the jobs table"))
     assert rows[str(ok["id"])][1:3] == ["archive.verify", "已成功"], rows
@@ -342,7 +345,7 @@ def test_job_detail_and_retry_in_english(page: Page, stack: Stack, jobs: dict[st
 
 
 def test_the_api_problem_is_shown(page: Page, stack: Stack) -> None:
-    answer = requests.get(f"{stack.url}/api/jobs/987654321", timeout=10)
+    answer = stack.http.get(f"{stack.url}/api/jobs/987654321", timeout=10)
     assert answer.status_code == 404
     assert answer.headers["Content-Type"].startswith("application/problem+json")
     problem = answer.json()
@@ -455,7 +458,7 @@ def test_quarantine_fix_and_discard_in_english(page: Page, stack: Stack,
     _wait_text(page, f"Fix entry {entry[:12]} with 1 change(s) and re-ingest it?")
     _click(page, ".el-message-box__btns .el-button--primary", "Yes")
     _wait_text(page, "Stored in the archive (instance ", "Re-ingested")
-    stored = requests.get(f"{stack.url}/api/quarantine/{entry}", timeout=10).json()
+    stored = stack.http.get(f"{stack.url}/api/quarantine/{entry}", timeout=10).json()
     assert stored["status"] == "reingested" and stored["reingestedAs"]
     assert stored["lastAttempt"]["fix"]["edits"] == {"(0028,0010)": {"vr": "US", "value": "16"}}
     tags = requests.get(f"{stack.orthanc_url}/instances/{stored['reingestedAs']}/simplified-tags",
@@ -476,11 +479,11 @@ def test_quarantine_fix_and_discard_in_english(page: Page, stack: Stack,
 def test_deep_links_and_assets(stack: Stack, console_build: Path) -> None:
     """The door answers index.html for client routes, the assets as files, a missing one 404."""
     for path in ("/ui/", "/ui/services", "/ui/jobs/12?lng=en", "/ui/jobs", "/ui/quarantine"):
-        response = requests.get(stack.url + path, timeout=10)
+        response = stack.http.get(stack.url + path, timeout=10)
         assert response.status_code == 200, path
         assert '<div id="app">' in response.text and 'src="/ui/assets/' in response.text, path
     assets = sorted(p.name for p in (console_build / "assets").iterdir())
     assert any(a.endswith(".js") for a in assets) and any(a.endswith(".css") for a in assets)
     for name in assets:
-        assert requests.get(f"{stack.url}/ui/assets/{name}", timeout=10).status_code == 200, name
-    assert requests.get(f"{stack.url}/ui/assets/index-0000dead.js", timeout=10).status_code == 404
+        assert stack.http.get(f"{stack.url}/ui/assets/{name}", timeout=10).status_code == 200, name
+    assert stack.http.get(f"{stack.url}/ui/assets/index-0000dead.js", timeout=10).status_code == 404

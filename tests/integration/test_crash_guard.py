@@ -142,7 +142,7 @@ def spooled(stack: Stack, sop: str) -> list[quarantine_spool.SpoolEntry]:
 
 
 def jobs_of_kind(stack: Stack) -> list[dict[str, Any]]:
-    r = requests.get(stack.url + "/api/jobs", params={"kind": crash_quarantine.KIND}, timeout=10)
+    r = stack.http.get(stack.url + "/api/jobs", params={"kind": crash_quarantine.KIND}, timeout=10)
     r.raise_for_status()
     return list(r.json()["items"])
 
@@ -158,10 +158,10 @@ def crashed(stack: Stack) -> tuple[Stored, Stored]:
     """The poison instance after two deadly requests, and the healthy one beside it."""
     poison = store(stack, instance(rows_vr="SS", patient_id="CG-POISON", patient_name="王^五"))
     healthy = store(stack, instance(rows_vr="US", patient_id="CG-HEALTHY", patient_name="张^三"))
-    assert requests.get(stack.url + healthy.rendered, timeout=60).status_code == 200
+    assert stack.http.get(stack.url + healthy.rendered, timeout=60).status_code == 200
     for _ in range(2):
         pid = stack.program_pid("orthanc")
-        answer = requests.get(stack.url + poison.rendered, timeout=60)
+        answer = stack.http.get(stack.url + poison.rendered, timeout=60)
         assert answer.status_code == 502  # Orthanc died under the request; the door answers
         wait_restarted(stack, pid)
     return poison, healthy
@@ -197,7 +197,7 @@ def test_its_bytes_are_in_the_quarantine_with_the_reason(stack: Stack,
     assert meta["series_instance_uid"] == poison.series
     folder = quarantine_spool.folder_of(stack.state_dir)
     assert quarantine_spool.data_path(folder, entries[0].id).read_bytes() == poison.data
-    listed = requests.get(stack.url + "/api/quarantine", params={"reason": "decoder-crash"},
+    listed = stack.http.get(stack.url + "/api/quarantine", params={"reason": "decoder-crash"},
                           timeout=30)
     assert listed.status_code == 200, listed.text
     assert [item["id"] for item in listed.json()["items"]] == [entries[0].id]
@@ -208,7 +208,7 @@ def test_a_third_request_is_404_and_orthanc_stays_up(stack: Stack,
     poison, _ = crashed
     poll("the poison instance gone from Orthanc", lambda: not orthanc_has(stack, poison.orthanc_id))
     pid = stack.program_pid("orthanc")
-    assert requests.get(stack.url + poison.rendered, timeout=60).status_code == 404
+    assert stack.http.get(stack.url + poison.rendered, timeout=60).status_code == 404
     assert orthanc_answers(stack)
     assert stack.program_pid("orthanc") == pid
 
@@ -221,7 +221,7 @@ def test_the_healthy_instance_beside_it_is_untouched(stack: Stack,
     r = requests.get(f"{stack.orthanc_url}/instances/{healthy.orthanc_id}/file",
                      auth=stack.orthanc_auth, timeout=30)
     assert r.content == healthy.data
-    assert requests.get(stack.url + healthy.rendered, timeout=60).status_code == 200
+    assert stack.http.get(stack.url + healthy.rendered, timeout=60).status_code == 200
     assert spooled(stack, healthy.sop) == []
 
 
@@ -234,14 +234,14 @@ def test_the_job_run_again_spools_nothing_twice(stack: Stack,
     again = store(stack, poison.data)
     assert again.orthanc_id == poison.orthanc_id and orthanc_has(stack, again.orthanc_id)
     first = jobs_of_kind(stack)[-1]
-    r = requests.post(stack.url + "/api/jobs", json={
+    r = stack.http.post(stack.url + "/api/jobs", json={
         "kind": crash_quarantine.KIND, "params": first["params"],
         "idempotencyKey": f"test-rerun-{poison.sop}"}, timeout=10)
     assert r.status_code == 201, r.text
     job_id = r.json()["id"]
 
     def finished() -> dict[str, Any] | None:
-        job = requests.get(f"{stack.url}/api/jobs/{job_id}", timeout=10).json()
+        job = stack.http.get(f"{stack.url}/api/jobs/{job_id}", timeout=10).json()
         return job if job["state"] in ("succeeded", "failed", "cancelled") else None
 
     job = poll("the re-run job", finished)

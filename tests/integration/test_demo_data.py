@@ -74,7 +74,7 @@ def find_study(archive: Stack, uid: str) -> str:
 def qido_studies(archive: Stack, root: str = "/dicom-web", **query: str) -> list[dict[str, Any]]:
     # One includefield per attribute: this Orthanc gets "a%2Cb" undecoded and would not split it.
     fields = [("includefield", "00081030"), ("includefield", "00201208")]
-    response = requests.get(f"{archive.url}{root}/studies", timeout=10,
+    response = archive.http.get(f"{archive.url}{root}/studies", timeout=10,
                             params=[*query.items(), *fields],
                             headers={"Accept": "application/dicom+json"})
     response.raise_for_status()

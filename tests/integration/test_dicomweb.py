@@ -60,7 +60,7 @@ def study_uid(datasets: Sequence[Dataset]) -> str:
 
 @pytest.fixture(scope="module")
 def client(archive: Stack) -> DICOMwebClient:
-    return DICOMwebClient(url=f"{archive.url}/dicom-web")
+    return DICOMwebClient(url=f"{archive.url}/dicom-web", headers=archive.auth_headers())
 
 
 @pytest.fixture(scope="module")
@@ -244,7 +244,7 @@ def test_qido_percent_encoded_matching(keyword: str, value: str, who: set[str], 
         session.auth = archive.orthanc_auth
         client = DICOMwebClient(url=f"{archive.orthanc_url}/dicom-web", session=session)
     else:
-        client = DICOMwebClient(url=f"{archive.url}{root}")
+        client = DICOMwebClient(url=f"{archive.url}{root}", headers=archive.auth_headers())
     filters = {keyword: value}
     if keyword != "PatientID":
         filters["PatientID"] = data.patient_pattern
@@ -258,7 +258,7 @@ def test_qido_percent_encoded_matching(keyword: str, value: str, who: set[str], 
 @pytest.fixture(scope="module")
 def decoding_client(archive: Stack) -> DICOMwebClient:
     """QIDO through the API's decoding route (archive_api.qido), as the viewer uses it."""
-    return DICOMwebClient(url=f"{archive.url}/api/dicom-web")
+    return DICOMwebClient(url=f"{archive.url}/api/dicom-web", headers=archive.auth_headers())
 
 
 def test_qido_series_of_a_study(data: WebData, client: DICOMwebClient) -> None:

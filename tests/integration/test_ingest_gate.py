@@ -440,7 +440,7 @@ def test_the_api_killed_during_a_reingest_stores_the_fix_once(stack: Stack) -> N
 
     def ask(entry_id: str) -> None:
         try:
-            requests.post(f"{stack.url}/api/quarantine/{entry_id}/fix", json=fix, timeout=30)
+            stack.http.post(f"{stack.url}/api/quarantine/{entry_id}/fix", json=fix, timeout=30)
         except requests.RequestException:
             pass  # the API died under this request
 
@@ -455,14 +455,14 @@ def test_the_api_killed_during_a_reingest_stores_the_fix_once(stack: Stack) -> N
     restarted(stack, "api", api_pid)
     stack.wait_healthy()
     for entry_id in ids:
-        detail = requests.get(f"{stack.url}/api/quarantine/{entry_id}", timeout=30).json()
+        detail = stack.http.get(f"{stack.url}/api/quarantine/{entry_id}", timeout=30).json()
         if detail["status"] == "held":
-            again = requests.post(f"{stack.url}/api/quarantine/{entry_id}/fix", json=fix,
+            again = stack.http.post(f"{stack.url}/api/quarantine/{entry_id}/fix", json=fix,
                                   timeout=30)
             assert again.status_code == 200, again.text
             assert again.json()["result"] == "stored"
     for data, entry_id in zip(items, ids):
         uid = str(inspect(data).identity.sop_instance_uid)
         assert len(orthanc.ids_of(uid)) == 1
-        assert requests.get(f"{stack.url}/api/quarantine/{entry_id}",
+        assert stack.http.get(f"{stack.url}/api/quarantine/{entry_id}",
                             timeout=30).json()["status"] == "reingested"

@@ -140,7 +140,7 @@ def _fixity_requests(stack: Stack, deadline: float, tally: Tally) -> None:
     for n in range(20):
         if time.monotonic() > deadline:
             return
-        r = requests.post(f"{stack.url}/api/jobs", timeout=30,
+        r = stack.http.post(f"{stack.url}/api/jobs", timeout=30,
                           json={"kind": "archive.verify", "params": {},
                                 "idempotencyKey": f"load-fixity-{n}"})
         if r.status_code != 201:
@@ -151,7 +151,7 @@ def _fixity_requests(stack: Stack, deadline: float, tally: Tally) -> None:
 def _all_jobs(stack: Stack) -> list[dict[str, Any]]:
     jobs: list[dict[str, Any]] = []
     for offset in range(0, 100_000, 200):
-        page = requests.get(f"{stack.url}/api/jobs?limit=200&offset={offset}", timeout=30).json()
+        page = stack.http.get(f"{stack.url}/api/jobs?limit=200&offset={offset}", timeout=30).json()
         jobs.extend(page["items"])
         if offset + 200 >= page["total"]:
             return jobs

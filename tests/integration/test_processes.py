@@ -93,7 +93,7 @@ def test_a_killed_program_comes_back(stack: Stack, acknowledged: list[str], name
     assert f"spawned: '{name}' with pid {new}" in log
     # The archive still takes and answers after the restart.
     acknowledged.extend(_store(stack, tmp_path, f"after-{name}"))
-    assert requests.get(stack.url + "/dicom-web/studies?PatientID=K-*", timeout=30).status_code == 200
+    assert stack.http.get(stack.url + "/dicom-web/studies?PatientID=K-*", timeout=30).status_code == 200
 
 
 def test_nothing_acknowledged_is_lost(stack: Stack, acknowledged: list[str]) -> None:

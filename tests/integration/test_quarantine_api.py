@@ -61,7 +61,7 @@ def quarantine(stack: Stack, data: bytes, code: str) -> str:
 
 def found_by_qido(stack: Stack, data: bytes) -> list[dict[str, Any]]:
     ds = dcmread(io.BytesIO(data), force=True)
-    response = requests.get(f"{stack.url}/dicom-web/instances",
+    response = stack.http.get(f"{stack.url}/dicom-web/instances",
                             params={"SOPInstanceUID": str(ds.SOPInstanceUID)}, timeout=30)
     assert response.status_code in (200, 204), response.text
     return list(response.json()) if response.status_code == 200 and response.content else []
@@ -84,15 +84,15 @@ def test_the_worker_imports_an_entry_without_an_api_call(stack: Stack) -> None:
 def test_list_detail_and_download_through_the_door(stack: Stack) -> None:
     data = ct(12, broken=True)
     entry = quarantine(stack, data, "pixel-vr")
-    listed = requests.get(f"{stack.url}/api/quarantine", params={"patient": "欧阳"}, timeout=10)
+    listed = stack.http.get(f"{stack.url}/api/quarantine", params={"patient": "欧阳"}, timeout=10)
     assert listed.status_code == 200, listed.text
     item = next(i for i in listed.json()["items"] if i["id"] == entry)
     assert item["patientName"] == "欧阳^娜" and item["remote"]["calling_aet"] == "CT_ROOM_2"
     assert listed.json()["reasonCounts"]["pixel-vr"] >= 1
-    detail = requests.get(f"{stack.url}/api/quarantine/{entry}", timeout=10).json()
+    detail = stack.http.get(f"{stack.url}/api/quarantine/{entry}", timeout=10).json()
     rows = next(t for t in detail["tags"] if t["tag"] == "(0028,0010)")
     assert (rows["keyword"], rows["vr"], rows["value"]) == ("Rows", "SS", "16")
-    download = requests.get(f"{stack.url}/api/quarantine/{entry}/file", timeout=10)
+    download = stack.http.get(f"{stack.url}/api/quarantine/{entry}/file", timeout=10)
     assert download.status_code == 200 and download.content == data
     assert download.headers["content-type"] == "application/dicom"
 
@@ -101,7 +101,7 @@ def test_a_fix_is_stored_by_orthanc_and_found_by_qido(stack: Stack) -> None:
     data = ct(13, broken=True)
     entry = quarantine(stack, data, "pixel-vr")
     assert found_by_qido(stack, data) == []
-    fixed = requests.post(f"{stack.url}/api/quarantine/{entry}/fix", timeout=30, json={
+    fixed = stack.http.post(f"{stack.url}/api/quarantine/{entry}/fix", timeout=30, json={
         "edits": {"(0028,0010)": {"vr": "US", "value": "16"}, "(0010,0020)": "QAPI-P1-FIXED"}})
     assert fixed.status_code == 200, fixed.text
     body = fixed.json()
@@ -125,19 +125,19 @@ def test_a_fix_is_stored_by_orthanc_and_found_by_qido(stack: Stack) -> None:
     frame = requests.get(f"{series}/instances/{ds.SOPInstanceUID}/frames/1/rendered",
                          headers={"Accept": "image/jpeg"}, timeout=30)
     assert frame.status_code == 200 and frame.content[:2] == b"\xff\xd8"
-    again = requests.post(f"{stack.url}/api/quarantine/{entry}/reingest", timeout=30)
+    again = stack.http.post(f"{stack.url}/api/quarantine/{entry}/reingest", timeout=30)
     assert again.status_code == 409  # a re-ingested entry is done with
 
 
 def test_reingest_as_received_and_discard(stack: Stack) -> None:
     valid = ct(14, broken=False)
     entry = quarantine(stack, valid, "rule-since-relaxed")
-    done = requests.post(f"{stack.url}/api/quarantine/{entry}/reingest", timeout=30)
+    done = stack.http.post(f"{stack.url}/api/quarantine/{entry}/reingest", timeout=30)
     assert done.status_code == 200, done.text
     assert done.json()["result"] == "stored" and done.json()["entry"]["status"] == "reingested"
     assert len(found_by_qido(stack, valid)) == 1
     assert spool.data_path(spool.folder_of(stack.state_dir), entry).read_bytes() == valid
-    gone = requests.delete(f"{stack.url}/api/quarantine/{entry}", timeout=10)
+    gone = stack.http.delete(f"{stack.url}/api/quarantine/{entry}", timeout=10)
     assert gone.status_code == 200 and gone.json()["status"] == "discarded"
     assert not spool.data_path(spool.folder_of(stack.state_dir), entry).exists()
-    assert requests.get(f"{stack.url}/api/quarantine/{entry}/file", timeout=10).status_code == 409
+    assert stack.http.get(f"{stack.url}/api/quarantine/{entry}/file", timeout=10).status_code == 409

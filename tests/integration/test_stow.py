@@ -42,7 +42,7 @@ OUT_OF_RESOURCES, DATASET_MISMATCH, CANNOT_UNDERSTAND = 0xA700, 0xA900, 0xC000
 
 @pytest.fixture(scope="module")
 def client(archive: Stack) -> DICOMwebClient:
-    return DICOMwebClient(url=f"{archive.url}/dicom-web")
+    return DICOMwebClient(url=f"{archive.url}/dicom-web", headers=archive.auth_headers())
 
 
 def patient(name: str = "吴^敏") -> PatientInfo:
@@ -119,7 +119,7 @@ def test_the_door_checks_authorization_and_streams_to_the_api(archive: Stack) ->
     token = secrets.token_hex(6)
     ds = dx(patient(), 42)
     body, content_type = multipart([synthetic.to_bytes(ds)])
-    r = requests.post(f"{archive.url}/dicom-web/studies?t={token}", data=iter([body]),
+    r = archive.http.post(f"{archive.url}/dicom-web/studies?t={token}", data=iter([body]),
                       headers={"Content-Type": content_type}, timeout=60)  # chunked upload
     assert r.status_code == 200, r.text
     # nginx writes the access line after the answer has gone out: wait for it (a few seconds).
@@ -189,7 +189,7 @@ def test_a_30_mb_instance_is_streamed_and_stored_intact(
         for start in range(0, len(body), 1 << 20):
             yield body[start:start + (1 << 20)]
 
-    r = requests.post(f"{archive.url}/dicom-web/studies", data=chunks(), timeout=300,
+    r = archive.http.post(f"{archive.url}/dicom-web/studies", data=chunks(), timeout=300,
                       headers={"Content-Type": content_type})
     assert r.status_code == 200, r.text
     instance = orthanc_instance(archive, http, str(ds.SOPInstanceUID))
@@ -243,7 +243,7 @@ def test_the_batch_quarantines_the_300_char_patient_id(archive: Stack,
     assert "part 2" in warning and f"quarantined as {sha[:12]}" in warning
     assert "VALUE_TOO_LONG (0010,0020)" in warning
     # The quarantine index knows it came by STOW-RS and from where (the gate saw "rest").
-    indexed = requests.get(f"{archive.url}/api/quarantine/{sha}", timeout=30).json()
+    indexed = archive.http.get(f"{archive.url}/api/quarantine/{sha}", timeout=30).json()
     assert indexed["transport"] == "stow" and indexed["remote"] == {"ip": "127.0.0.1"}
 
 
@@ -291,7 +291,7 @@ def test_nothing_stored_is_409(archive: Stack) -> None:
 # --- bad requests ------------------------------------------------------------------------------
 
 def _post(archive: Stack, body: bytes, content_type: str) -> requests.Response:
-    return requests.post(f"{archive.url}/dicom-web/studies", data=body, timeout=60,
+    return archive.http.post(f"{archive.url}/dicom-web/studies", data=body, timeout=60,
                          headers={"Content-Type": content_type})
 
 
@@ -344,7 +344,7 @@ def test_parts_of_another_type_only_are_415(archive: Stack) -> None:
 
 
 def test_stow_is_in_the_openapi_document(archive: Stack) -> None:
-    paths = requests.get(f"{archive.url}/api/openapi.json", timeout=10).json()["paths"]
+    paths = archive.http.get(f"{archive.url}/api/openapi.json", timeout=10).json()["paths"]
     assert "post" in paths["/dicom-web/studies"]
     assert "multipart/related" in paths["/dicom-web/studies/{study}"]["post"]["requestBody"][
         "content"]

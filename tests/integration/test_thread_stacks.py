@@ -49,7 +49,7 @@ def test_repeated_jpeg2000_transcoding_keeps_the_archive_alive(
     r = requests.post(f"{archive.orthanc_url}/instances", data=encoded.read_bytes(), timeout=30,
                       auth=archive.orthanc_auth)
     assert r.status_code == 200, r.text
-    client = DICOMwebClient(url=f"{archive.url}/dicom-web")
+    client = DICOMwebClient(url=f"{archive.url}/dicom-web", headers=archive.auth_headers())
     uids = (str(original.StudyInstanceUID), str(original.SeriesInstanceUID),
             str(original.SOPInstanceUID))
     for attempt in range(30):

@@ -179,7 +179,7 @@ def patient() -> PatientInfo:
 
 @pytest.fixture(scope="module")
 def dicomweb(archive: Stack) -> DICOMwebClient:
-    return DICOMwebClient(url=f"{archive.url}/dicom-web")
+    return DICOMwebClient(url=f"{archive.url}/dicom-web", headers=archive.auth_headers())
 
 
 @pytest.fixture(scope="module", params=CASES, ids=lambda c: c.id)

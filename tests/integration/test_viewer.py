@@ -258,8 +258,11 @@ def chromium(tmp_path_factory: pytest.TempPathFactory, artifacts_dir: Path) -> I
 
 @pytest.fixture
 def page(chromium: Chromium, archive: Stack) -> Page:
-    """The tab, as a browser that has never visited the archive (no stored language)."""
+    """The tab, as a browser that has never visited the archive (no stored language), logged
+    in as the test administrator (a session cookie, as the login page leaves it)."""
     chromium.tab.call("Storage.clearDataForOrigin", origin=archive.url, storageTypes="all")
+    if archive.security_enabled:
+        chromium.tab.set_cookie(archive.url, "archive_session", archive.session_cookie())
     return chromium.tab
 
 

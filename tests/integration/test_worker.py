@@ -36,7 +36,7 @@ def archive(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Archive]:
 
 
 def job(archive: Archive, job_id: int) -> dict[str, Any]:
-    response = requests.get(f"{archive.api_url}/api/jobs/{job_id}", timeout=5)
+    response = archive.http.get(f"{archive.api_url}/api/jobs/{job_id}", timeout=5)
     response.raise_for_status()
     body: dict[str, Any] = response.json()
     return body
@@ -49,7 +49,7 @@ def wait_state(archive: Archive, job_id: int, *states: str, timeout: float = 60)
 
 
 def enqueue(archive: Archive, kind: str, params: dict[str, Any]) -> int:
-    response = requests.post(f"{archive.api_url}/api/jobs", json={"kind": kind,
+    response = archive.http.post(f"{archive.api_url}/api/jobs", json={"kind": kind,
                                                                   "params": params}, timeout=5)
     assert response.status_code == 201, response.text
     return int(response.json()["id"])
@@ -73,7 +73,7 @@ def test_a_stable_study_is_verified_by_the_worker(archive: Archive, tmp_path: Pa
         study = store_study(archive, tmp_path / "in", "王^芳", seed=1)
 
         def verify_job() -> dict[str, Any] | None:
-            listed = requests.get(f"{archive.api_url}/api/jobs", timeout=5,
+            listed = archive.http.get(f"{archive.api_url}/api/jobs", timeout=5,
                                   params={"kind": "archive.verify"}).json()
             mine = [j for j in listed["items"] if j["params"] == {"study": study}]
             return mine[0] if mine and mine[0]["state"] == "succeeded" else None
@@ -81,7 +81,7 @@ def test_a_stable_study_is_verified_by_the_worker(archive: Archive, tmp_path: Pa
         done = wait_for("the stable study's verify job", verify_job, timeout=60)
         assert done["result"] == {"checked": 3, "failed": []}
         assert done["attempts"] == 1 and done["progress"]["done"] == 3
-        health = requests.get(f"{archive.api_url}/api/health", timeout=5).json()
+        health = archive.http.get(f"{archive.api_url}/api/health", timeout=5).json()
         status = {s["name"]: s for s in health["services"]}["worker-1"]
         assert status["status"] == "ok" and status["pid"] == worker.pid
     finally:
@@ -150,5 +150,5 @@ def test_sigterm_hands_the_job_back_and_exits_zero(archive: Archive, tmp_path: P
     back = job(archive, job_id)
     assert back["state"] == "queued" and back["leaseOwner"] is None
     assert "SIGTERM" in back["lastError"] and not ledger.exists()
-    requests.post(f"{archive.api_url}/api/jobs/{job_id}/cancel", timeout=5)
+    archive.http.post(f"{archive.api_url}/api/jobs/{job_id}/cancel", timeout=5)
     assert job(archive, job_id)["state"] == "cancelled"

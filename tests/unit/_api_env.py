@@ -21,6 +21,7 @@ from fastapi import FastAPI
 from archive_api.app import Dependencies, create_app
 from archive_api.orthanc import AsyncOrthanc, InternalCredential
 from archive_api.wiring import kind_infos
+from archive_auth.service import AuthService
 from archive_config.config_check import Configuration, load
 from archive_config.settings import control_database_url, state_database_url
 from archive_state.db import make_engine, migrate
@@ -47,6 +48,12 @@ def write_config(folder: Path, state: Path, *, http_port: int,
 class Env:
     config: Configuration
     deps: Dependencies
+    #: an API key of the admin role in the control database, for routes that need permissions
+    admin_key: str
+
+    @property
+    def admin_headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.admin_key}"}
 
     @property
     def queue(self) -> JobQueue:
@@ -77,7 +84,9 @@ def make_env(tmp: Path, *, orthanc_port: int | None = None,
         kinds=kind_infos(()), door_url=door_url,
         quarantine=QuarantineIndex(state_engine, settings.tenant,
                                    folder_of(settings.state_directory)))
-    return Env(config, deps)
+    admin_key, _ = AuthService.build(control_engine, settings.security).api_keys.create(
+        "unit-tests", ["admin"], tenants=None, created_by="tests")
+    return Env(config, deps, admin_key)
 
 
 @contextmanager

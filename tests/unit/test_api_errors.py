@@ -40,8 +40,8 @@ def app(env: Env) -> FastAPI:
 
 
 @pytest.fixture()
-def client(app: FastAPI) -> Iterator[TestClient]:
-    with TestClient(app, raise_server_exceptions=False) as c:
+def client(app: FastAPI, env: Env) -> Iterator[TestClient]:
+    with TestClient(app, raise_server_exceptions=False, headers=env.admin_headers) as c:
         yield c
 
 
@@ -88,9 +88,12 @@ def test_unknown_route_and_method_are_problems(client: TestClient) -> None:
     assert "GET" in wrong.headers["allow"]
 
 
-def test_auth_check_allows_everyone_for_now(client: TestClient) -> None:
-    response = client.get("/api/auth/check")
-    assert response.status_code == 204 and response.content == b""
+def test_auth_check_asks_for_a_credential_and_answers_an_admin_key(client: TestClient) -> None:
+    anonymous = client.get("/api/auth/check", headers={"Authorization": ""})
+    assert anonymous.status_code == 401 and anonymous.headers["X-Accel-Expires"] == "0"
+    allowed = client.get("/api/auth/check", headers={"X-Door-Area": "dicomweb-view"})
+    assert allowed.status_code == 204 and allowed.content == b""
+    assert allowed.headers["X-Archive-User"] == "unit-tests"
 
 
 def test_openapi_is_generated_and_the_docs_are_served_locally(client: TestClient) -> None:

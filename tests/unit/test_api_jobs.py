@@ -18,7 +18,7 @@ def env(tmp_path: Path) -> Env:
 
 @pytest.fixture()
 def client(env: Env) -> Iterator[TestClient]:
-    with TestClient(env.app()) as c:
+    with TestClient(env.app(), headers=env.admin_headers) as c:
         yield c
 
 

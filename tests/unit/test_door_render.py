@@ -23,7 +23,7 @@ from archive_door import credential
 from archive_door.errors import AlreadyRunning
 from archive_door.launcher import check_not_running, door_urls, environment, prepare
 from archive_door.layout import REPO, Executables, Layout
-from archive_door.nginx import PROBLEMS, qido_pattern, stow_pattern
+from archive_door.nginx import dicomweb_area_rules, PROBLEMS, qido_pattern, stow_pattern
 from archive_door.ports import check_ports
 from archive_door.render import Rendered, render_run_folder
 from testkit.orthanc_process import deep_merge, render_config
@@ -206,16 +206,30 @@ def test_routes_expose_only_what_the_door_serves(tmp_path: Path) -> None:
     allowed = {"= /_door/auth", "= /api/auth/check", "^~ /dicom-web/", "= /wado", "^~ /api/",
                "^~ /fhir/", "= /ohif", "= /ohif/app-config.js", "= /ohif/index.html", "^~ /ohif/",
                "@ohif-index", "^~ /ui/", "= /", "= /door-health", "/", "= /_door/stow",
-               "^~ /_door/qido/", *(f"@door-{status}" for status in PROBLEMS)}
+               "^~ /_door/qido/", "^~ /orthanc/", "= /orthanc", "@door-login",
+               *(f"@door-{status}" for status in PROBLEMS)}
     assert set(_locations(routes)) == allowed
-    # Orthanc is reached from two locations only, both with the internal credential.
+    # Orthanc is reached from three locations only, all with the internal credential: DICOMweb,
+    # WADO-URI and, for administrators, /orthanc/.
     made = credential.load(layout.credential)
-    assert routes.count("proxy_pass http://orthanc;") == 2
-    assert routes.count(f'proxy_set_header Authorization "{made.basic_authorization()}";') == 2
+    assert routes.count("proxy_pass http://orthanc;") == 3
+    assert routes.count(f'proxy_set_header Authorization "{made.basic_authorization()}";') == 3
     assert 'if ($request_method !~ ^(?:GET|HEAD|POST)$)' in routes
     assert "client_max_body_size 4g;" in routes and "proxy_request_buffering off;" in routes
     assert "auth_request /_door/auth;" in routes
-    assert "proxy_cache_valid 200 204 401 403 5s;" in routes
+    assert "proxy_cache_valid 204 5s;" in routes
+    assert ('proxy_cache_key "$cookie_archive_session|$http_authorization|$http_x_api_key|'
+            '$door_area|$door_tenant|$request_method";') in routes
+    # Each location that the check guards names its area; the API and the console's files
+    # are not guarded by the door (the API authorizes each of its routes).
+    assert _location_body(routes, "^~ /orthanc/").count("set $door_area orthanc-admin;") == 1
+    assert "set $door_area $door_dicomweb_area;" in _location_body(routes, "^~ /dicom-web/")
+    assert "set $door_area $door_wado_area;" in _location_body(routes, "= /wado")
+    assert "set $door_area viewer;" in _location_body(routes, "^~ /ohif/")
+    assert "error_page 401 @door-login;" in _location_body(routes, "^~ /ohif/")
+    for public in ("^~ /api/", "^~ /fhir/", "^~ /ui/", "= /door-health"):
+        assert "auth_request off;" in _location_body(routes, public), public
+    assert 'set $door_tenant "default";' in routes
     # STOW-RS goes to the API service, streamed, with the client's URI.
     stow = routes[routes.index("location = /_door/stow {"):]
     stow = stow[:stow.index("\n}")]
@@ -239,6 +253,46 @@ def test_routes_expose_only_what_the_door_serves(tmp_path: Path) -> None:
                         "image/jpeg", "image/png", "image/jp2"}
     assert "HttpCompressionEnabled" not in conf  # nginx does not rely on Orthanc's gzip
     assert f"access_log {layout.logs}/door-access.log door;" in conf
+
+
+def _location_body(routes: str, name: str) -> str:
+    start = routes.index(f"location {name} {{")
+    return routes[start:routes.index("\n}", start)]
+
+
+def test_security_off_lets_everything_through(tmp_path: Path) -> None:
+    overrides = {"archive.json": {"Archive": {"Security": {"Enabled": False}}}}
+    layout = _render(tmp_path, overrides).layout
+    routes = layout.nginx_routes.read_text()
+    assert "auth_request /_door/auth;" not in routes
+    assert "# Archive.Security.Enabled is false" in routes
+    assert _nginx_t(layout).returncode == 0
+
+
+@pytest.mark.parametrize(("line", "area"), [
+    ("GET /dicom-web/studies", "dicomweb-view"),
+    ("HEAD /dicom-web/studies", "dicomweb-view"),
+    ("GET /dicom-web/studies/1.2.3/series", "dicomweb-view"),
+    ("GET /dicom-web/studies/1.2.3/metadata", "dicomweb-view"),
+    ("GET /dicom-web/studies/1.2.3/series/1.4/metadata", "dicomweb-view"),
+    ("GET /dicom-web/studies/1.2.3/series/1.4/instances/1.5/frames/1,2", "dicomweb-view"),
+    ("GET /dicom-web/studies/1.2.3/series/1.4/instances/1.5/rendered", "dicomweb-view"),
+    ("GET /dicom-web/studies/1.2.3/series/1.4/thumbnail", "dicomweb-view"),
+    ("GET /dicom-web/studies/1.2.3/series/1.4/instances/1.5/bulk/00420011", "dicomweb-view"),
+    ("GET /dicom-web/studies/1.2.3", "dicomweb-download"),
+    ("GET /dicom-web/studies/1.2.3/series/1.4", "dicomweb-download"),
+    ("GET /dicom-web/studies/1.2.3/series/1.4/instances/1.5", "dicomweb-download"),
+    ("GET /dicom-web/studies/metadata", "dicomweb-download"),
+    ("POST /dicom-web/studies", "dicomweb-upload"),
+    ("POST /dicom-web/studies/1.2.3", "dicomweb-upload"),
+    ("GET /dicom-web/servers", "orthanc-admin"),
+    ("POST /dicom-web/servers/pacs/stow", "orthanc-admin"),
+    ("POST /dicom-web/studies/1.2.3/series", "orthanc-admin"),
+    ("GET /dicom-web/serversx", "dicomweb-download"),
+])
+def test_dicomweb_areas_first_match_wins(line: str, area: str) -> None:
+    matched = [a for pattern, a in dicomweb_area_rules("/dicom-web/") if re.search(pattern, line)]
+    assert (matched[0] if matched else "dicomweb-download") == area
 
 
 def test_routes_follow_the_configuration(tmp_path: Path, ) -> None:

@@ -168,18 +168,18 @@ def test_urls_we_refuse(tmp_path: Path) -> None:
 
 def test_migrate_twice_is_a_no_op(tmp_path: Path) -> None:
     url = sqlite_url(tmp_path)
-    assert migrate(url, "state") == migrate(url, "state") == "state_0003"
+    assert migrate(url, "state") == migrate(url, "state") == "state_0004"
     engine = make_engine(url)
     try:
         with read(engine) as conn:
-            assert conn.execute(text("SELECT version_num FROM alembic_version_state")).scalars().all() == ["state_0003"]
+            assert conn.execute(text("SELECT version_num FROM alembic_version_state")).scalars().all() == ["state_0004"]
     finally:
         engine.dispose()
 
 
 def test_control_and_state_can_share_one_database(tmp_path: Path) -> None:
     url = sqlite_url(tmp_path, "both.sqlite")
-    assert (migrate(url, "control"), migrate(url, "state")) == ("control_0001", "state_0003")
+    assert (migrate(url, "control"), migrate(url, "state")) == ("control_0003", "state_0004")
 
 
 @pytest.mark.parametrize("tree", ["control", "state"])

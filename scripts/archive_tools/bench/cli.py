@@ -26,14 +26,16 @@ import requests
 
 from testkit.devtools import Chromium, DevToolsError
 from testkit.orthanc_process import REPO, StartupFailed
+from testkit.stack import Stack
 from . import dicomweb, ingest, machine, plan as plans, profiling, report, viewer
 from . import data as bench_data
 from .data import DataCache, DataSet, describe
 from .fleet import FleetFailed
-from .results import SLOWER_THAN, MetricResult, build_document, results_table, validate_document
+from .results import (SECURITY_RATIO, SLOWER_THAN, MetricResult, build_document, results_table,
+                      validate_document)
 from .runner import Case, CaseFailed, Runner
-from .servers import (DIRECT, DOOR, OURS, STORES, VANILLA, Server, ServerError, door_and_direct,
-                      ours_stack, start_ours, start_vanilla)
+from .servers import (DIRECT, DOOR, OPEN, OURS, SECURED, STORES, VANILLA, Server, ServerError,
+                      door_and_direct, open_stack, ours_stack, start_ours, start_vanilla)
 from .servers import vanilla as vanilla_process
 
 log = logging.getLogger(__name__)
@@ -73,7 +75,8 @@ def _scenarios(text: str) -> list[str]:
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog=PROG, description="Benchmark our archive against vanilla Orthanc, side by side: "
-        "DIMSE and STOW-RS ingest, WADO-RS, QIDO-RS and the OHIF viewer. Writes "
+        "DIMSE and STOW-RS ingest, WADO-RS, QIDO-RS and the OHIF viewer; and ours against "
+        "itself: through the door against direct, security on against off. Writes "
         "benchmarks/results/<time>.json, latest.json and latest.md, and prints a table.")
     parser.add_argument("--quick", action="store_true",
                         help="small sizes and one repetition: a smoke run of a few minutes "
@@ -121,20 +124,31 @@ class Run:
     cache: DataCache
     stack: ExitStack
     servers: dict[str, Server] = field(default_factory=dict)
+    #: The archives of ours, by server name (ours; open when the security cases run).
+    stacks: dict[str, Stack] = field(default_factory=dict)
     runner: Runner | None = None
     sets: dict[str, DataSet] = field(default_factory=dict)
     loaded: dict[str, set[str]] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
 
+    _chromium: Chromium | None = field(default=None, init=False)
+
     @property
     def measure(self) -> Runner:
         assert self.runner is not None
         return self.runner
 
-    def load(self, data: DataSet) -> None:
-        """Store ``data`` into both archives unless it is there already."""
-        for name in STORES:
+    def chromium(self) -> Chromium:
+        """The run's one headless Chromium (the viewer and the security cases share it)."""
+        if self._chromium is None:
+            self._chromium = self.stack.enter_context(
+                Chromium(self.workdir / "chromium-profile", self.workdir / "chromium.log"))
+        return self._chromium
+
+    def load(self, data: DataSet, stores: Sequence[str] = STORES) -> None:
+        """Store ``data`` into these archives (ours and vanilla) unless it is there already."""
+        for name in stores:
             if data.name in self.loaded.setdefault(name, set()):
                 continue
             seconds = ingest.load(self.servers[name], data)
@@ -155,11 +169,11 @@ def make_data(run: Run, scenarios: Sequence[str]) -> None:
     """Generate (or find in the cache) every set the chosen scenarios need, before any server
     runs, so generating never competes with a measurement."""
     p, cache = run.plan, run.cache
-    if {"dimse", "stow", "wado", "viewer"} & set(scenarios):
+    if {"dimse", "stow", "wado", "viewer", "security"} & set(scenarios):
         run.sets["ct"] = cache.ct(f"ct-{p.ct_slices}", p.ct_slices)
     if {"dimse", "stow"} & set(scenarios):
         run.sets["dx"] = cache.dx(f"dx-{p.dx_count}", p.dx_count)
-    if {"wado", "door"} & set(scenarios):
+    if {"wado", "door", "security"} & set(scenarios):
         run.sets["series"] = cache.ct(f"ct-{p.series_slices}-series", p.series_slices, seed=5)
     if "qido" in scenarios:
         low, high = p.tiny_levels
@@ -253,6 +267,14 @@ def run_qido(run: Run) -> None:
                 _measure_qido(run, case)
 
 
+def browser_cookies(stacks: Mapping[str, Stack], sides: Mapping[str, str]) -> viewer.Cookies:
+    """A fresh session cookie of the test administrator for each side (side name → the name
+    of the archive it is a view of) whose archive has security on; none for the others."""
+    return {side: {viewer.SESSION_COOKIE: stacks[archive].session_cookie()}
+            for side, archive in sides.items()
+            if archive in stacks and stacks[archive].security_enabled}
+
+
 def run_viewer(run: Run) -> None:
     ours = run.servers[OURS]
     if not ours.answers(viewer.ROOT + "index.html"):
@@ -261,16 +283,56 @@ def run_viewer(run: Run) -> None:
     run.load(study)
     folder = run.workdir / "ohif-vanilla"
     run.notes += viewer.publish_for_vanilla(ours, folder)
-    chromium = run.stack.enter_context(
-        Chromium(run.workdir / "chromium-profile", run.workdir / "chromium.log"))
-    case = viewer.ViewerCase(chromium, study.study_uids[0], study.count,
-                             screenshots=run.workdir)
+    case = viewer.ViewerCase(run.chromium(), study.study_uids[0], study.count,
+                             screenshots=run.workdir,
+                             cookies=browser_cookies(run.stacks, {OURS: OURS}))
     run.measure.measure(case, run.plan.reps_read)
+
+
+def check_security(secured: Server, open_: Server, path: str) -> None:
+    """Before measuring: ``path`` must be refused to a client without a credential on the
+    secured side and answered on the open one, or the comparison would measure nothing."""
+    for server, wanted in ((secured, (401,)), (open_, (200,))):
+        status = requests.get(server.url + path, timeout=60).status_code
+        if status not in wanted:
+            raise ServerError(f"{server.name}: GET {path} without a credential answered "
+                              f"{status}, not {' or '.join(map(str, wanted))}: is "
+                              "Archive.Security.Enabled as the case needs it?")
+
+
+def run_security(run: Run) -> None:
+    """What authentication and authorization cost (issue 8): ours as shipped, every request
+    with a credential, against a second archive of ours with security off; WADO-RS and the
+    viewer's first image, the same data in both."""
+    p = run.plan
+    series, study = run.sets["series"], run.sets["ct"]
+    run.load(series, (OURS, OPEN))
+    cases = dicomweb.self_cases(series, (SECURED, OPEN), metadata_requests=p.metadata_requests,
+                                frame_requests=p.frame_requests,
+                                metadata_clients=p.security_metadata_clients,
+                                frame_clients=p.security_frame_clients)
+    check_security(run.servers[SECURED], run.servers[OPEN], cases[0].requests[0].path)
+    for case in cases:
+        run.measure.measure(case, p.reps_read)
+    if not OHIF_DIST.is_dir():
+        run.errors.append(f"security: the viewer's first image is not measured: no OHIF build "
+                          f"at {OHIF_DIST} (scripts/setup installs it)")
+        return
+    for name in (SECURED, OPEN):
+        if not run.servers[name].answers(viewer.ROOT + "index.html"):
+            raise ServerError(f"{name} does not serve the viewer")
+    run.load(study, (OURS, OPEN))
+    first = viewer.ViewerCase(
+        run.chromium(), study.study_uids[0], study.count, screenshots=run.workdir,
+        scenario=dicomweb.SECURITY, sides=(SECURED, OPEN), prefix="security/viewer",
+        ratio_target=SECURITY_RATIO,
+        cookies=browser_cookies(run.stacks, {SECURED: OURS, OPEN: OPEN}))
+    run.measure.measure(first, p.reps_read)
 
 
 SCENARIO_FUNCTIONS: Final[dict[str, Callable[[Run], None]]] = {
     "dimse": run_dimse, "stow": run_stow, "wado": run_wado, "door": run_door, "qido": run_qido,
-    "viewer": run_viewer,
+    "viewer": run_viewer, "security": run_security,
 }
 
 
@@ -320,8 +382,10 @@ def profile(run: Run, mode: str, limit: int = 2) -> list[dict[str, Any]]:
 
 def profiled_programs(case: Case) -> tuple[str, ...]:
     """Our processes worth sampling for ``case``: Orthanc always; the API service too where
-    the case goes through it (QIDO via /api/dicom-web)."""
-    return ("orthanc", "api") if case.scenario == dicomweb.DOOR_QIDO else ("orthanc",)
+    the case goes through it (QIDO via /api/dicom-web; the authorization check of the security
+    cases)."""
+    through_api = case.scenario in (dicomweb.DOOR_QIDO, dicomweb.SECURITY)
+    return ("orthanc", "api") if through_api else ("orthanc",)
 
 
 def _profile_one(run: Run, case: Case, result: MetricResult, reason: str,
@@ -393,7 +457,30 @@ def settings(run: Run, scenarios: Sequence[str]) -> dict[str, Any]:
                          "OHIF build",
                 DOOR: "ours through its door (QIDO-RS through the API service's /api/dicom-web)",
                 DIRECT: "ours' Orthanc on its internal loopback port, with the internal "
-                        "credential (DICOMweb /dicom-web)"}}
+                        "credential (DICOMweb /dicom-web)",
+                SECURED: "ours through its door, Archive.Security.Enabled true as shipped, "
+                         "every request with the administrator's API key (Authorization: "
+                         "Bearer), the browser with a session cookie",
+                OPEN: "a second archive of ours, the same but Archive.Security.Enabled false, "
+                      "holding the same data, reached through its door without credential "
+                      "(started only for the security cases)"}}
+
+
+def start_open(run: Run) -> bool:
+    """Start the second archive of the security cases (security off) beside ours; on failure
+    the security cases are not measured (an error of the run), the others still are."""
+    archive = run.stacks[OPEN] = open_stack(run.workdir / OPEN)
+    run.stack.callback(archive.stop)
+    try:
+        run.servers[OPEN] = start_ours(archive, name=OPEN)
+    except SCENARIO_ERRORS + (AssertionError,) as error:
+        log.error("the open archive did not start: %s", error)
+        run.errors.append(f"security: the archive with security off did not start: "
+                          f"{type(error).__name__}: {error}")
+        return False
+    run.stack.callback(run.servers[OPEN].close)
+    run.servers[SECURED] = run.servers[OURS].view(SECURED)
+    return True
 
 
 def execute(args: argparse.Namespace) -> tuple[dict[str, Any], Path]:
@@ -420,7 +507,7 @@ def execute(args: argparse.Namespace) -> tuple[dict[str, Any], Path]:
         elif "viewer" in scenarios:
             errors.append(f"viewer: no OHIF build at {OHIF_DIST} (scripts/setup installs it)")
             scenarios = [s for s in scenarios if s != "viewer"]
-        archive = ours_stack(workdir / OURS)
+        archive = run.stacks[OURS] = ours_stack(workdir / OURS)
         stack.callback(archive.stop)
         run.servers[OURS] = start_ours(archive)
         stack.callback(run.servers[OURS].close)
@@ -429,6 +516,8 @@ def execute(args: argparse.Namespace) -> tuple[dict[str, Any], Path]:
         run.servers[VANILLA] = start_vanilla(process)
         stack.callback(run.servers[VANILLA].close)
         run.servers[DOOR], run.servers[DIRECT] = door_and_direct(run.servers[OURS], archive)
+        if "security" in scenarios and not start_open(run):
+            scenarios = [s for s in scenarios if s != "security"]
         run.runner = Runner(run.servers, plan.reps_read)
         for scenario in scenarios:
             log.info("=== %s ===", scenario)
@@ -450,6 +539,7 @@ def execute(args: argparse.Namespace) -> tuple[dict[str, Any], Path]:
     background.stop()
     if not args.keep_data:  # logs, configurations and screenshots stay
         for folder in (workdir / OURS / "data" / "storage", workdir / OURS / "data" / "index",
+                       workdir / OPEN / "data" / "storage", workdir / OPEN / "data" / "index",
                        workdir / VANILLA / "data", workdir / "chromium-profile"):
             shutil.rmtree(folder, ignore_errors=True)
     finished = _now()
@@ -457,12 +547,18 @@ def execute(args: argparse.Namespace) -> tuple[dict[str, Any], Path]:
         started=started.isoformat(), finished=finished.isoformat(),
         duration_s=time.monotonic() - clock, mode=plan.mode, argv=["scripts/bench", *sys.argv[1:]],
         machine=machine.describe(workdir), software=versions, settings=settings(run, scenarios),
-        data=describe(list(run.sets.values())), metrics=run.measure.results(),
+        data=describe(list(run.sets.values())), metrics=reportable(run.measure.results()),
         profiles=profiles, background=background.summary(), notes=notes, errors=errors)
     problems = validate_document(doc)
     if problems:
         raise RuntimeError("results document does not follow its schema: " + "; ".join(problems))
     return doc, results_dir
+
+
+def reportable(results: Sequence[MetricResult]) -> list[MetricResult]:
+    """The results with a value of the judged side: where it failed every run there is none
+    (its failures are among the run's errors), and the document has no place for that."""
+    return [r for r in results if r.ours.pooled]
 
 
 def write(doc: dict[str, Any], results_dir: Path, stamp: str) -> list[Path]:

@@ -15,6 +15,11 @@ internal credential): WADO-RS series metadata and single frames (target ≤ 1.05
 QIDO-RS through the API's decoding route against DICOMweb direct (≤ 1.2×); a search by a
 Chinese patient name, which only the API's route can answer, is compared with the direct ASCII
 search by PatientID that finds as many studies (two).
+
+What authentication and authorization cost (issue 8) is measured the same way, *secured*
+(ours as shipped, every request with the administrator's API key) against *open* (a second
+archive with ``Archive.Security.Enabled`` false): single frames with 1 and 8 clients and series
+metadata with 1 (target ≤ 1.05× open, throughput ≥ 1/1.05).
 """
 
 from __future__ import annotations
@@ -30,9 +35,10 @@ from typing import Any, Final, Literal
 from . import data as bench_data
 from .fleet import FleetFailed, run_workers, split
 from .ingest import load
-from .results import API_QIDO_RATIO, DOOR_RATE_RATIO, DOOR_RATIO, Better, MetricSpec, Target
+from .results import (API_QIDO_RATIO, DOOR_RATE_RATIO, DOOR_RATIO, SECURITY_RATE_RATIO,
+                      SECURITY_RATIO, Better, MetricSpec, Target)
 from .runner import CaseFailed
-from .servers import DIRECT, DOOR, OURS, VANILLA, Server
+from .servers import DIRECT, DOOR, OPEN, OURS, SECURED, VANILLA, Server
 
 DICOMWEB: Final = "/dicom-web"
 VIEWER_QIDO: Final = "/api/dicom-web"
@@ -71,7 +77,7 @@ class Get:
 
 def _timed_gets(server: Server, requests: Sequence[Get],
                 clients: int) -> Mapping[str, Sequence[float]]:
-    jobs = [{"kind": "get", "timeout": TIMEOUT, "auth": server.auth,
+    jobs = [{"kind": "get", "timeout": TIMEOUT, **server.client_job(),
              "requests": [{"url": server.url + g.path, "accept": g.accept,
                            "encoding": g.encoding} for g in part]}
             for part in split(list(requests), clients)]
@@ -89,6 +95,24 @@ def _timed_gets(server: Server, requests: Sequence[Get],
 
 DOOR_WADO: Final = "Door overhead (WADO-RS)"
 DOOR_QIDO: Final = "QIDO-RS through the API service"
+SECURITY: Final = "Security: authentication on against off"
+
+
+@dataclass(frozen=True)
+class SelfComparison:
+    """Ours against another view or build of ours: its case keys' prefix, its scenario and the
+    ratio targets of latency p50 and of throughput."""
+
+    prefix: str
+    scenario: str
+    ratio: Target
+    rate_ratio: Target
+
+
+SELF_COMPARISONS: Final[Mapping[tuple[str, str], SelfComparison]] = {
+    (DOOR, DIRECT): SelfComparison("door", DOOR_WADO, DOOR_RATIO, DOOR_RATE_RATIO),
+    (SECURED, OPEN): SelfComparison("security", SECURITY, SECURITY_RATIO, SECURITY_RATE_RATIO),
+}
 
 
 @dataclass(frozen=True)
@@ -104,7 +128,8 @@ class WadoCase:
 
     @property
     def key(self) -> str:
-        prefix = "door" if self.sides == (DOOR, DIRECT) else "wado"
+        comparison = SELF_COMPARISONS.get(self.sides)
+        prefix = "wado" if comparison is None else comparison.prefix
         return f"{prefix}/{slug(self.kind)}/c{self.clients}"
 
     @property
@@ -114,8 +139,10 @@ class WadoCase:
 
     @property
     def specs(self) -> Sequence[MetricSpec]:
-        if self.sides == (DOOR, DIRECT):
-            return _latency_specs(throughput=True, ratio=DOOR_RATIO, rate_ratio=DOOR_RATE_RATIO)
+        comparison = SELF_COMPARISONS.get(self.sides)
+        if comparison is not None:
+            return _latency_specs(throughput=True, ratio=comparison.ratio,
+                                  rate_ratio=comparison.rate_ratio)
         return _latency_specs(throughput=True)
 
     def run(self, server: Server) -> Mapping[str, Sequence[float]]:
@@ -130,27 +157,19 @@ def wado_cases(study: bench_data.DataSet, series: bench_data.DataSet, *, metadat
 
     ``door``: the door-overhead cases instead (series metadata and native frames, door against
     direct), with the same requests as the ours/vanilla ones."""
+    if door:
+        return self_cases(series, (DOOR, DIRECT), metadata_requests=metadata_requests,
+                          frame_requests=frame_requests, metadata_clients=metadata_clients,
+                          frame_clients=frame_clients, seed=seed)
     rng = random.Random(seed)
-    s_study, s_series = series.study_uids[0], series.series_uids[0]
-    series_root = f"{DICOMWEB}/studies/{s_study}/series/{s_series}"
+    series_root = _series_root(series)
     study_meta = Get(f"{DICOMWEB}/studies/{study.study_uids[0]}/metadata", METADATA)
     series_meta = Get(f"{series_root}/metadata", METADATA)
 
     def frames(count: int, suffix: str, accept: str,
                encoding: str | None = None) -> tuple[Get, ...]:
-        picks = [rng.choice(series.sop_uids) for _ in range(count)]
-        return tuple(Get(f"{series_root}/instances/{uid}/frames/1{suffix}", accept, encoding)
-                     for uid in picks)
+        return _frames(rng, series, count, suffix, accept, encoding)
 
-    if door:
-        sides, scenario = (DOOR, DIRECT), DOOR_WADO
-        out = [WadoCase("series metadata", f"{series.count}-instance series", clients,
-                        (series_meta,) * metadata_requests, scenario, sides=sides)
-               for clients in metadata_clients]
-        for clients in frame_clients:
-            out.append(WadoCase("frame", "native 512² 16-bit", clients,
-                                frames(frame_requests, "", FRAME), scenario, sides=sides))
-        return out
     out = []
     for clients in metadata_clients:
         out.append(WadoCase("study metadata", f"{study.count} instances", clients,
@@ -164,6 +183,37 @@ def wado_cases(study: bench_data.DataSet, series: bench_data.DataSet, *, metadat
                             clients, frames(frame_requests, "", FRAME, "identity")))
         out.append(WadoCase("rendered frame", "JPEG of 512² 16-bit", clients,
                             frames(rendered_requests, "/rendered", RENDERED)))
+    return out
+
+
+def _series_root(series: bench_data.DataSet) -> str:
+    return f"{DICOMWEB}/studies/{series.study_uids[0]}/series/{series.series_uids[0]}"
+
+
+def _frames(rng: random.Random, series: bench_data.DataSet, count: int, suffix: str,
+            accept: str, encoding: str | None = None) -> tuple[Get, ...]:
+    """``count`` first frames of instances of ``series`` picked at random (with repeats)."""
+    root = _series_root(series)
+    picks = [rng.choice(series.sop_uids) for _ in range(count)]
+    return tuple(Get(f"{root}/instances/{uid}/frames/1{suffix}", accept, encoding)
+                 for uid in picks)
+
+
+def self_cases(series: bench_data.DataSet, sides: tuple[str, str], *, metadata_requests: int,
+               frame_requests: int, metadata_clients: Sequence[int],
+               frame_clients: Sequence[int], seed: int = 7) -> list[WadoCase]:
+    """Ours against itself (:data:`SELF_COMPARISONS`: door against direct, security on against
+    off): series metadata of ``series`` and its native frames, the ratio targets on each."""
+    comparison = SELF_COMPARISONS[sides]
+    rng = random.Random(seed)
+    series_meta = Get(f"{_series_root(series)}/metadata", METADATA)
+    out = [WadoCase("series metadata", f"{series.count}-instance series", clients,
+                    (series_meta,) * metadata_requests, comparison.scenario, sides=sides)
+           for clients in metadata_clients]
+    for clients in frame_clients:
+        out.append(WadoCase("frame", "native 512² 16-bit", clients,
+                            _frames(rng, series, frame_requests, "", FRAME),
+                            comparison.scenario, sides=sides))
     return out
 
 

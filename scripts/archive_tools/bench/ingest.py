@@ -151,7 +151,7 @@ class IngestCase:
             else:
                 jobs.append({"kind": "stow", "url": f"{server.url}/dicom-web", "files": files,
                              "batch": self.stow_batch if self.size == "small" else 1,
-                             "auth": server.auth})
+                             **server.client_job()})
         return run_workers(jobs, timeout=RUN_TIMEOUT, on_go=arrival.start)
 
     def run(self, server: Server) -> Mapping[str, Sequence[float]]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Final, Literal
 
-SCENARIOS: Final = ("dimse", "stow", "wado", "door", "qido", "viewer")
+SCENARIOS: Final = ("dimse", "stow", "wado", "door", "qido", "viewer", "security")
 
 
 @dataclass(frozen=True)
@@ -26,6 +26,8 @@ class Plan:
     metadata_clients: tuple[int, ...]
     frame_clients: tuple[int, ...]
     door_clients: tuple[int, ...]  # concurrent clients of the door-overhead cases
+    security_metadata_clients: tuple[int, ...]  # … of the security on/off series metadata
+    security_frame_clients: tuple[int, ...]  # … of the security on/off frames
     qido_queries: int  # searches per QIDO-RS case and run
     zh_patients: int  # Chinese-named patients (two studies each) added to the QIDO index
     recheck_reps: int
@@ -39,12 +41,14 @@ FULL: Final = Plan(
     mode="full", reps_small=5, reps_large=3, reps_read=3, parallel=(1, 4, 8), ct_slices=500,
     dx_count=20, series_slices=1000, stow_batch=10, tiny_levels=(1000, 10000),
     metadata_requests=10, frame_requests=200, rendered_requests=100, metadata_clients=(1, 4),
-    frame_clients=(1, 8), door_clients=(1, 4), qido_queries=20, zh_patients=20, recheck_reps=4,
+    frame_clients=(1, 8), door_clients=(1, 4), security_metadata_clients=(1,),
+    security_frame_clients=(1, 8), qido_queries=20, zh_patients=20, recheck_reps=4,
     recheck_budget_s=300.0)
 
 QUICK: Final = Plan(
     mode="quick", reps_small=1, reps_large=1, reps_read=1, parallel=(1, 4, 8), ct_slices=60,
     dx_count=4, series_slices=120, stow_batch=10, tiny_levels=(200, 1000),
     metadata_requests=2, frame_requests=40, rendered_requests=20, metadata_clients=(1, 4),
-    frame_clients=(1, 8), door_clients=(1, 4), qido_queries=5, zh_patients=5, recheck_reps=1,
+    frame_clients=(1, 8), door_clients=(1, 4), security_metadata_clients=(1,),
+    security_frame_clients=(1, 8), qido_queries=5, zh_patients=5, recheck_reps=1,
     recheck_budget_s=20.0)

@@ -150,10 +150,14 @@ def markdown(doc: Mapping[str, Any]) -> str:
         "storage settings on its own HTTP port, no Python plugin, door or services (and "
         "Orthanc's ServeFolders plugin serving the same OHIF build). *door* and *direct* "
         "(door overhead): our archive through its door (QIDO through the API service) against "
-        "its own Orthanc's internal port with the internal credential. Values are medians over "
-        "runs (p95 where the metric says so); ratio = first/second (ours/vanilla, "
-        "door/direct); the verdict says where the first is worse or better by more than 10 %; "
-        "ratio targets are issue 6's. MB = 10^6 bytes of DICOM files.\n",
+        "its own Orthanc's internal port with the internal credential. *secured* and *open* "
+        "(what authentication costs): our archive as shipped, security on and every request "
+        "with a credential (an API key; the browser a session cookie), against a second archive "
+        "of ours with `Archive.Security.Enabled` false holding the same data. Values are medians "
+        "over runs (p95 where the metric says so); ratio = first/second (ours/vanilla, "
+        "door/direct, secured/open); the verdict says where the first is worse or better by "
+        "more than 10 %; ratio targets are issue 6's and issue 8's. MB = 10^6 bytes of DICOM "
+        "files.\n",
         "## Machine\n", _machine(doc),
         "## Software\n", _software(doc),
         "## Other activity on the machine\n", _background(doc),

@@ -15,6 +15,18 @@ Two more views of *ours* measure what the door and the API service cost (issue 6
 *direct*: ours' Orthanc on its internal loopback port, with the internal credential, bypassing
 nginx and the API service.
 
+And what authentication and authorization cost (issue 8):
+
+*secured*: ours again (``Archive.Security.Enabled`` true, as shipped), every request with a
+credential, under the name the security cases give their first side;
+*open*: a second whole archive, the same in every other respect, started with
+``Archive.Security.Enabled`` false (:data:`OPEN_OVERRIDES`) and holding the same data.
+
+Our archive refuses requests without a credential (issue 8), so every request the benchmark
+sends to a door of ours carries one, as a real client's would: ``Authorization: Bearer`` with
+the test administrator's API key (:meth:`testkit.stack.Stack.auth_headers`; none when security
+is off), in :attr:`Server.headers`; browsers get a session cookie instead (:mod:`.viewer`).
+
 Every :class:`Server` has a *public* URL (what clients use: DICOMweb, the viewer, QIDO) and an
 *admin* URL and credential for the benchmark's own bookkeeping (``/statistics``, ``/changes``,
 ``/tools/lookup``, DELETE, ``/system``): Orthanc's administrative REST, which our door hides.
@@ -43,8 +55,13 @@ OURS: Final = "ours"
 VANILLA: Final = "vanilla"
 DOOR: Final = "door"
 DIRECT: Final = "direct"
-#: The servers that hold data of their own (door and direct are views of ours).
+SECURED: Final = "secured"
+OPEN: Final = "open"
+#: The servers that hold data of their own for the ours/vanilla cases (door, direct and secured
+#: are views of ours; open, started for the security cases only, has its own).
 STORES: Final = (OURS, VANILLA)
+#: The second archive of the security cases: ours with authentication and authorization off.
+OPEN_OVERRIDES: Final = {"archive.json": {"Archive": {"Security": {"Enabled": False}}}}
 
 Auth = tuple[str, str]
 
@@ -61,8 +78,10 @@ def _no_pids() -> dict[str, int]:
 class Server:
     """A running server: its public URL for clients, its admin REST for the benchmark.
 
-    ``auth`` is what a client must send to ``url`` (only the *direct* view needs one);
-    ``pids`` says which process runs which program (``orthanc``, ``api``), for py-spy.
+    ``auth`` is the HTTP Basic credential a client must send to ``url`` (only the *direct*
+    view needs one), ``headers`` what else every request to ``url`` carries (the Bearer API key
+    of a door of ours with security on); ``pids`` says which process runs which program
+    (``orthanc``, ``api``), for py-spy.
     """
 
     name: str
@@ -73,17 +92,27 @@ class Server:
     auth: Auth | None = None
     admin_auth: Auth | None = None
     pids: Callable[[], Mapping[str, int]] = _no_pids
+    headers: Mapping[str, str] = field(default_factory=dict)
     session: requests.Session = field(default_factory=requests.Session)
     admin: requests.Session = field(default_factory=requests.Session)
 
     def __post_init__(self) -> None:
         self.session.auth = self.auth
+        self.session.headers.update(self.headers)
         self.admin.auth = self.admin_auth
 
-    def view(self, name: str, url: str | None = None, auth: Auth | None = None) -> "Server":
-        """The same server under another name, maybe reached at another URL with ``auth``."""
+    def view(self, name: str, url: str | None = None, auth: Auth | None = None,
+             headers: Mapping[str, str] | None = None) -> "Server":
+        """The same server under another name; at another ``url``, with that URL's ``auth``
+        and ``headers`` (none unless given) instead of this one's."""
+        if url is None:
+            auth, headers = self.auth, self.headers
         return Server(name, url or self.url, self.admin_url, self.dicom_port, self.aet,
-                      auth if url else self.auth, self.admin_auth, self.pids)
+                      auth, self.admin_auth, self.pids, dict(headers or {}))
+
+    def client_job(self) -> dict[str, Any]:
+        """What a :mod:`.worker` job needs to reach ``url`` as this server's clients do."""
+        return {"auth": list(self.auth) if self.auth else None, "headers": dict(self.headers)}
 
     def pid(self, program: str = "orthanc") -> int:
         try:
@@ -183,6 +212,11 @@ def ours_stack(workdir: Path) -> Stack:
     return Stack(workdir)
 
 
+def open_stack(workdir: Path) -> Stack:
+    """The second archive of the security cases (:data:`OPEN_OVERRIDES`)."""
+    return Stack(workdir, overrides=OPEN_OVERRIDES)
+
+
 def stack_pids(stack: Stack) -> Callable[[], dict[str, int]]:
     def pids() -> dict[str, int]:
         return {name: int(info["pid"]) for name, info in stack.programs().items()
@@ -190,14 +224,16 @@ def stack_pids(stack: Stack) -> Callable[[], dict[str, int]]:
     return pids
 
 
-def start_ours(stack: Stack, timeout: float = 180.0) -> Server:
-    """Start the whole archive; the server is its door, its admin REST Orthanc's own port."""
-    log.info("starting ours (door %d, Orthanc %d, API %d, DICOM %d) in %s", stack.http_port,
+def start_ours(stack: Stack, timeout: float = 180.0, name: str = OURS) -> Server:
+    """Start the whole archive; the server is its door (with the administrator's credential
+    when security is on), its admin REST Orthanc's own port."""
+    log.info("starting %s (door %d, Orthanc %d, API %d, DICOM %d) in %s", name, stack.http_port,
              stack.orthanc_port, stack.api_port, stack.dicom_port, stack.workdir)
     stack.start(timeout=timeout)
     stack.wait_healthy(timeout=timeout)
-    return Server(OURS, stack.url, stack.orthanc_url, stack.dicom_port, stack.aet,
-                  admin_auth=stack.orthanc_auth, pids=stack_pids(stack))
+    return Server(name, stack.url, stack.orthanc_url, stack.dicom_port, stack.aet,
+                  admin_auth=stack.orthanc_auth, pids=stack_pids(stack),
+                  headers=stack.auth_headers())
 
 
 def door_and_direct(ours: Server, stack: Stack) -> tuple[Server, Server]:

@@ -12,8 +12,11 @@ polling never slows them). The protocol on stdin/stdout, one line each:
 Jobs: ``cstore`` (pynetdicom C-STORE of files over one association, PS3.4 B.2), ``stow``
 (STOW-RS POSTs of multipart/related bodies, PS3.18 10.5), ``get`` (HTTP GETs, one after another,
 each timed: WADO-RS, QIDO-RS). ``stow`` and ``get`` send HTTP basic authentication when the job
-has ``auth`` ([user, password]: Orthanc's internal port, the door-overhead cases). Times are ``time.monotonic()``, which is the same clock in every
-process of the machine (CLOCK_MONOTONIC), so the parent can compare them with its own.
+has ``auth`` ([user, password]: Orthanc's internal port, the door-overhead cases) and the job's
+``headers`` with every request (``Authorization: Bearer`` with an API key: our door with security
+on; one credential for the whole job, as a real client holds one). Times are
+``time.monotonic()``, which is the same clock in every process of the machine
+(CLOCK_MONOTONIC), so the parent can compare them with its own.
 """
 
 from __future__ import annotations
@@ -120,6 +123,7 @@ def _session(job: Mapping[str, Any]) -> Any:
     auth = job.get("auth")
     if auth:
         session.auth = (str(auth[0]), str(auth[1]))
+    session.headers.update({str(k): str(v) for k, v in (job.get("headers") or {}).items()})
     return session
 
 
