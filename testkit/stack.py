@@ -21,7 +21,8 @@ import subprocess
 import sys
 import time
 import xmlrpc.client
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -35,6 +36,9 @@ from testkit.orthanc_process import REPO, CONFIG_DIR, StartupFailed, deep_merge,
 __all__ = ["Stack", "StartupFailed"]
 
 Overrides = Mapping[str, Mapping[str, Any]]
+
+#: Calling AE titles of the tests' DICOM clients (DCMTK, pynetdicom), known to every test archive.
+TEST_CALLING_AETS = ("DIMSETEST", "QUICKACK", "PYNETDICOM", "GATE_TEST", "LOADTEST")
 
 #: The administrator every test archive gets (Stack.provision_administrator).
 ADMIN_USERNAME = "test-admin"
@@ -194,7 +198,7 @@ class Stack:
         answer = session.post(self.url + "/api/auth/login", timeout=30,
                               json={"username": username, "password": password})
         answer.raise_for_status()
-        session.headers["X-CSRF-Token"] = answer.json()["csrf_token"]
+        session.headers["X-CSRF-Token"] = answer.json()["csrfToken"]
         return session
 
     def session_cookie(self, username: str = ADMIN_USERNAME, password: str = ADMIN_PASSWORD) -> str:
@@ -222,6 +226,30 @@ class Stack:
             "name": "test-suite", "permissions": ["admin"], "tenants": None})
         key.raise_for_status()
         self.http.headers["Authorization"] = f"Bearer {key.json()['key']}"
+        # The calling AEs the tests use for C-GET and C-MOVE, which only known AEs may do.
+        for aet in TEST_CALLING_AETS:
+            self.add_modality(f"test-{aet.lower().replace('_', '-')}", aet, 104)
+
+    def add_modality(self, name: str, aet: str, port: int,
+                     operations: tuple[str, ...] = ("echo", "store", "find", "get", "move")) -> None:
+        """A known modality on 127.0.0.1, made as the console makes one (``/api/modalities``)."""
+        made = self.http.post(self.url + "/api/modalities", timeout=30, json={
+            "name": name, "aet": aet, "host": "127.0.0.1", "port": port,
+            "allowedOperations": list(operations)})
+        if made.status_code not in (200, 201) or not made.json().get("orthancSynced"):
+            raise StartupFailed(f"modality {name}: {made.status_code} {made.text}", made.text, None)
+
+    def remove_modality(self, name: str) -> None:
+        self.http.delete(f"{self.url}/api/modalities/{name}", timeout=30)
+
+    @contextmanager
+    def known_modality(self, name: str, aet: str, port: int) -> Iterator[None]:
+        """A move destination known for the block's duration."""
+        self.add_modality(name, aet, port)
+        try:
+            yield
+        finally:
+            self.remove_modality(name)
 
     def wait_ready(self, timeout: float = 90.0) -> None:
         """Until the door's /api/health answers and every program is RUNNING."""

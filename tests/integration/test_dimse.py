@@ -418,13 +418,10 @@ def test_gb18030_patient_found_with_pynetdicom(gb18030: tuple[PatientInfo, Datas
 @pytest.fixture
 def storescp(tmp_path: Path, archive: Stack, http: requests.Session
              ) -> Iterator[dcmtk.StoreScp]:
-    """A DCMTK storescp, registered in the archive at run time (REST, no restart)."""
-    with dcmtk.StoreScp(tmp_path / "received", aet="DIMSETESTSCP") as scp:
-        r = http.put(f"{archive.orthanc_url}/modalities/dimse-test-storescp",
-                     json={"AET": scp.aet, "Host": "127.0.0.1", "Port": scp.port}, timeout=10)
-        assert r.status_code == 200, r.text
+    """A DCMTK storescp, registered in the archive at run time (/api/modalities, no restart)."""
+    with dcmtk.StoreScp(tmp_path / "received", aet="DIMSETESTSCP") as scp, \
+            archive.known_modality("dimse-test-storescp", scp.aet, scp.port):
         yield scp
-        http.delete(f"{archive.orthanc_url}/modalities/dimse-test-storescp", timeout=10)
 
 
 def retrieve_keys(level: str, data: DimseData) -> tuple[str, list[str], list[Dataset]]:
@@ -612,10 +609,7 @@ def test_pynetdicom_move_to_a_pynetdicom_scp(stored: DimseData, archive: Stack,
                                  evt_handlers=[(evt.EVT_C_STORE, on_store)])
     assert server is not None
     try:
-        r = http.put(f"{archive.orthanc_url}/modalities/dimse-test-pynetdicom",
-                     json={"AET": "PYNETDICOMSCP", "Host": "127.0.0.1", "Port": port},
-                     timeout=10)
-        assert r.status_code == 200, r.text
+        archive.add_modality("dimse-test-pynetdicom", "PYNETDICOMSCP", port)
         query = Dataset()
         query.QueryRetrieveLevel = "SERIES"
         query.StudyInstanceUID = stored.chest.uid
@@ -628,7 +622,7 @@ def test_pynetdicom_move_to_a_pynetdicom_scp(stored: DimseData, archive: Stack,
             assoc.release()
     finally:
         server.shutdown()
-        http.delete(f"{archive.orthanc_url}/modalities/dimse-test-pynetdicom", timeout=10)
+        archive.remove_modality("dimse-test-pynetdicom")
     assert statuses[-1] == 0x0000, [hex(s) for s in statuses]
     assert {str(ds.SOPInstanceUID) for ds in received} == dd.sop_instance_uids(
         stored.chest.series_of("MR"))

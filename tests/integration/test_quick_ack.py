@@ -166,16 +166,10 @@ def test_dimse_store_find_get_move(case: Case, tmp_path: Path) -> None:
     assert {str(pydicom.dcmread(p).SOPInstanceUID) for p in got.iterdir()} == expected, result.output
 
     with dcmtk.StoreScp(tmp_path / "moved", aet="QUICKACKSCP") as scp:
-        modality = f"{archive.orthanc_url}/modalities/quick-ack-scp"
-        r = case.http.put(modality, json={"AET": scp.aet, "Host": "127.0.0.1", "Port": scp.port},
-                          timeout=10)
-        assert r.status_code == 200, r.text
-        try:
+        with archive.known_modality("quick-ack-scp", scp.aet, scp.port):
             result = dcmtk.run("movescu", "-S", "-aet", CALLING_AET, "-aec", archive.aet,
                                "-aem", scp.aet,
                                *dcmtk.keys(QueryRetrieveLevel="STUDY", StudyInstanceUID=study_uid),
                                "127.0.0.1", archive.dicom_port)
-        finally:
-            case.http.delete(modality, timeout=10)
         moved = {str(pydicom.dcmread(p).SOPInstanceUID) for p in scp.received()}
     assert moved == expected, result.output
