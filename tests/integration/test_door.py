@@ -22,7 +22,8 @@ from archive_tools import synthetic
 from archive_tools.synthetic import PatientInfo, StudyInfo
 from archive_door.viewer import IMMUTABLE, REVALIDATE, REWRITTEN, rewritten_files
 from testkit import dicom_data as dd
-from testkit.stack import Stack
+from testkit.orthanc_process import deep_merge
+from testkit.stack import SECURED, Stack
 
 pytestmark = pytest.mark.integration
 
@@ -32,7 +33,7 @@ FRAME_ACCEPT = 'multipart/related; type="application/octet-stream"; transfer-syn
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    with Stack(tmp_path_factory.mktemp("door")) as running:
+    with Stack(tmp_path_factory.mktemp("door"), overrides=SECURED) as running:
         yield running
 
 
@@ -304,7 +305,8 @@ def test_api_and_fhir_go_to_the_api_service(stack: Stack) -> None:
 @pytest.fixture(scope="module")
 def https_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     overrides: dict[str, Any] = {"archive.json": {"Archive": {"Door": {"Https": {"Enabled": True}}}}}
-    with Stack(tmp_path_factory.mktemp("door-https"), overrides=overrides) as running:
+    with Stack(tmp_path_factory.mktemp("door-https"),
+               overrides=deep_merge(overrides, SECURED)) as running:
         yield running
 
 

@@ -14,7 +14,7 @@ import requests
 from testkit.stack import Stack
 
 LOCKOUT = {"archive.json": {"Archive": {"Security": {
-    "LockoutThreshold": 3, "LockoutWindowMinutes": 5, "LockoutMinutes": 0.05}}}}
+    "Enabled": True, "LockoutThreshold": 3, "LockoutWindowMinutes": 5, "LockoutMinutes": 0.05}}}}
 PASSWORD = "Lin-Chuang-2026-Yi"
 
 

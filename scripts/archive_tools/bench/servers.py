@@ -44,7 +44,7 @@ from typing import Any, Final
 import requests
 
 from testkit.orthanc_process import DROP, OrthancProcess
-from testkit.stack import Stack
+from testkit.stack import SECURED as SECURED_OVERRIDES, Stack
 
 log = logging.getLogger(__name__)
 
@@ -209,7 +209,7 @@ def _json(response: requests.Response, name: str, path: str) -> Any:
 
 
 def ours_stack(workdir: Path) -> Stack:
-    return Stack(workdir)
+    return Stack(workdir, overrides=SECURED_OVERRIDES)  # as shipped
 
 
 def open_stack(workdir: Path) -> Stack:
