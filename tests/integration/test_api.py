@@ -197,13 +197,13 @@ def test_bad_queries_are_problems(archive: Archive, stored: dict[str, Stored]) -
     for query, parameter in (("limit=x", "limit"), ("limit=-1", "limit"),
                              ("PatientName=%FF", "(query)"), ("PatientNme=Li*", "PatientNme"),
                              ("PatientID=a&PatientID=b", "PatientID")):
-        response = requests.get(f"{url}?{query}", timeout=5)
+        response = archive.http.get(f"{url}?{query}", timeout=5)
         assert response.status_code == 400, query
         assert response.headers["content-type"] == "application/problem+json"
         assert response.json()["parameter"] == parameter
-    unknown = requests.get(url, params={"NoSuchKeyword": "张"}, timeout=5)
+    unknown = archive.http.get(url, params={"NoSuchKeyword": "张"}, timeout=5)
     assert unknown.status_code == 400 and "Unknown DICOM tag" not in unknown.text
-    busted = requests.get(url, params={"PatientID": "none-such", "_": "1733"}, timeout=5)
+    busted = archive.http.get(url, params={"PatientID": "none-such", "_": "1733"}, timeout=5)
     assert busted.status_code == 200 and busted.json() == []
     assert busted.headers["warning"] == ('299 archive "query parameters ignored '
                                          '(not DICOM attributes): _"')
