@@ -238,9 +238,14 @@ class Stack:
         self.http.headers["Authorization"] = f"Bearer {key.json()['key']}"
 
     def add_test_callers(self) -> None:
-        """The calling AEs the tests use for C-GET and C-MOVE, which only known AEs may do."""
+        """The calling AEs the tests use for C-GET and C-MOVE, which only known AEs may do
+        (an archive restarted on its data knows them already)."""
+        known = {str(m["name"]) for m in self.http.get(self.url + "/api/modalities",
+                                                        timeout=30).json()}
         for aet in TEST_CALLING_AETS:
-            self.add_modality(f"test-{aet.lower().replace('_', '-')}", aet, 104)
+            name = f"test-{aet.lower().replace('_', '-')}"
+            if name not in known:
+                self.add_modality(name, aet, 104)
 
     def add_modality(self, name: str, aet: str, port: int,
                      operations: tuple[str, ...] = ("echo", "store", "find", "get", "move")) -> None:
