@@ -97,7 +97,7 @@ def test_concurrent_migrations(postgres: PostgresCluster) -> None:
     engine = make_engine(url)
     try:
         with read(engine) as conn:
-            for tree, head in (("state", "state_0003"), ("control", "control_0001")):
+            for tree, head in (("state", "state_0004"), ("control", "control_0003")):
                 versions = conn.execute(text(f"SELECT version_num FROM alembic_version_{tree}"))
                 assert versions.scalars().all() == [head]
             assert conn.execute(text("SELECT count(*) FROM jobs")).scalar() == 0
