@@ -175,6 +175,11 @@ class JobSettings:
         default=True,
         metadata=_meta(doc="Check every stored file against its recorded MD5 once its study is stable."),
     )
+    keep_finished_days: float = field(
+        default=30.0,
+        metadata=_meta(_check_positive, "Succeeded and cancelled jobs are deleted this many days "
+                       "after they ended; failed ones are kept until retried or cancelled."),
+    )
 
 
 def _check_pem_file(value: str) -> str | None:

@@ -402,6 +402,28 @@ class JobQueue:
         )
         return job
 
+    # -- retention ---------------------------------------------------------------------------
+
+    def prune(self, older_than: timedelta, *, batch: int = 1000) -> int:
+        """Delete this tenant's succeeded and cancelled jobs that ended before ``now -
+        older_than``; failed ones stay until an operator retries or cancels them. At most
+        ``batch`` rows per transaction, so a long backlog never holds the database for long.
+        Returns how many were deleted. Their idempotency keys become free again."""
+        cutoff = self._clock() - older_than
+        ended = and_(_c.tenant == self.tenant,
+                     _c.state.in_((JobState.SUCCEEDED.value, JobState.CANCELLED.value)),
+                     _c.finished_at < cutoff)
+        deleted = 0
+        while True:
+            with write(self._engine) as conn:
+                ids: list[int] = list(conn.execute(
+                    select(_c.id).where(ended).order_by(_c.id).limit(batch)).scalars())
+                if ids:
+                    conn.execute(_jobs.delete().where(_c.id.in_(ids)))
+            deleted += len(ids)
+            if len(ids) < batch:
+                return deleted
+
     # -- operators ---------------------------------------------------------------------------
 
     def cancel(self, job_id: int) -> Job:

@@ -8,6 +8,8 @@
 * Every ``Archive.CrashGuard.PollSeconds`` (between jobs) the crash guard reads what is new in
   the door's error log and enqueues a quarantine job for an instance that keeps killing Orthanc
   (:mod:`archive_worker.crash_guard`).
+* Every :data:`PRUNE_SECONDS` (between jobs) it deletes the tenant's succeeded and cancelled jobs
+  older than ``Archive.Jobs.KeepFinishedDays`` (:meth:`archive_state.jobs.JobQueue.prune`).
 * Between jobs the worker consumes the outbox (one worker at a time holds the consumer's lease)
   and claims the oldest job of a kind it knows; with nothing to do it waits ``PollSeconds``.
 * A job's own heartbeat is the handler's ``progress()`` call (at most one database write a
@@ -30,6 +32,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 from archive_api.orthanc import OrthancUnreachable
@@ -51,6 +54,8 @@ log = logging.getLogger(__name__)
 MAX_ERROR = 2000
 #: How often the worker imports the quarantine spool.
 QUARANTINE_SYNC_SECONDS = 5.0
+#: How often the worker deletes finished jobs past their retention.
+PRUNE_SECONDS = 3600.0
 
 
 @dataclass
@@ -67,6 +72,7 @@ class Worker:
     monotonic: Callable[[], float] = time.monotonic
     quarantine: QuarantineIndex | None = None
     _quarantine_synced: float = float("-inf")
+    _pruned: float = float("-inf")
     crash_guard: CrashGuard | None = None
     _stop: threading.Event = field(default_factory=threading.Event)
     _current: int | None = None
@@ -107,6 +113,7 @@ class Worker:
         busy = False
         self.sync_quarantine()
         self.guard_crashes()
+        self.prune_jobs()
         try:
             context = changes.ChangeContext(self.queue, self.settings, log)
             busy = self.outbox.consume(
@@ -139,6 +146,22 @@ class Worker:
             return
         if report.changed:
             log.info("%s: quarantine import %s", self.name, report_text(report))
+
+    def prune_jobs(self) -> None:
+        """Delete finished jobs past their retention, at most every :data:`PRUNE_SECONDS`."""
+        now = self.monotonic()
+        if now - self._pruned < PRUNE_SECONDS:
+            return
+        self._pruned = now
+        try:
+            deleted = self.queue.prune(timedelta(days=self.settings.jobs.keep_finished_days))
+        except Exception:
+            log.exception("%s: deleting old finished jobs failed; it tries again in an hour",
+                          self.name)
+            return
+        if deleted:
+            log.info("%s: deleted %d finished jobs older than %g days", self.name, deleted,
+                     self.settings.jobs.keep_finished_days)
 
     def guard_crashes(self) -> None:
         """Let the crash guard look at the door's log (it decides how often)."""

@@ -305,6 +305,38 @@ class QueueContract:
         with pytest.raises(JobNotFound):
             queue.retry(999_999)
 
+    # -- retention ---------------------------------------------------------------------------
+
+    def test_prune_deletes_only_old_succeeded_and_cancelled_jobs(
+            self, engine: Engine, queue: JobQueue, clock: ManualClock) -> None:
+        def finished(key: str, fail: bool = False) -> Job:
+            job = queue.enqueue("k", {}, idempotency_key=key, max_attempts=1)
+            assert queue.claim("w1") is not None
+            if fail:
+                return queue.fail(job.id, "w1", "broken")
+            queue.succeed(job.id, "w1")
+            return queue.get(job.id)
+
+        old_ok, old_failed = finished("old-ok"), finished("old-failed", fail=True)
+        old_cancelled = queue.cancel(queue.enqueue("k", {}, idempotency_key="old-cancelled").id)
+        elsewhere = JobQueue(engine, tenant="zhen", settings=SETTINGS, clock=clock)
+        foreign = elsewhere.enqueue("k", {})
+        assert elsewhere.claim("w9") is not None
+        elsewhere.succeed(foreign.id, "w9")
+        clock.advance(3 * 86400)
+        recent_ok = finished("recent-ok")
+        still_queued = queue.enqueue("k", {}, idempotency_key="waiting")
+        assert queue.prune(timedelta(days=2), batch=1) == 2
+        with pytest.raises(JobNotFound):
+            queue.get(old_ok.id)
+        with pytest.raises(JobNotFound):
+            queue.get(old_cancelled.id)
+        kept = {queue.get(job.id).state for job in (old_failed, recent_ok, still_queued, foreign)}
+        assert kept == {JobState.FAILED, JobState.SUCCEEDED, JobState.QUEUED}
+        assert queue.prune(timedelta(days=2)) == 0
+        # The key is free again: the same work may be asked for anew.
+        assert queue.enqueue("k", {}, idempotency_key="old-ok").state is JobState.QUEUED
+
     # -- reading -----------------------------------------------------------------------------
 
     def test_list_filters_and_pages(self, engine: Engine, queue: JobQueue, clock: ManualClock) -> None:

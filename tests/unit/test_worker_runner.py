@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import subprocess
+from dataclasses import replace
 import sys
 from pathlib import Path
 from typing import Any
@@ -16,10 +17,11 @@ import pytest
 
 from archive_api.orthanc import OrthancUnreachable, SyncOrthanc
 from archive_state import quarantine_spool
-from archive_state.jobs import Job, JobState
+from archive_state.jobs import Job, JobNotFound, JobState
 from archive_state.quarantine import QuarantineIndex
 from archive_worker import kinds as kinds_table
 from archive_worker.context import Handler, JobContext, JobFailed
+from archive_worker import runner
 from archive_worker.runner import Worker
 from testkit.orthanc_process import free_port
 
@@ -208,3 +210,18 @@ def test_the_worker_imports_the_quarantine_spool(env: Env) -> None:
     worker.step()
     items, total = index.list()
     assert total == 1 and items[0].id == entry and items[0].reason_codes == ["pixel-vr"]
+
+
+def test_the_worker_deletes_finished_jobs_past_their_retention(env: Env) -> None:
+    job = env.queue.enqueue("test.count", {"n": 1})
+    worker = make_worker(env, {"test.count": counting})
+    assert worker.step() is True and env.queue.get(job.id).state is JobState.SUCCEEDED
+    worker.prune_jobs()  # within the hour: nothing is looked at
+    assert env.queue.get(job.id).state is JobState.SUCCEEDED
+    clock = worker.monotonic
+    worker.monotonic = lambda: clock() + runner.PRUNE_SECONDS
+    worker.settings = replace(worker.settings, jobs=replace(worker.settings.jobs,
+                                                          keep_finished_days=1e-9))
+    worker.prune_jobs()
+    with pytest.raises(JobNotFound):
+        env.queue.get(job.id)
