@@ -17,7 +17,8 @@ import itertools
 import json
 import subprocess
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Final
@@ -212,3 +213,15 @@ class Chromium:
     def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
                  trace: TracebackType | None) -> None:
         self.stop()
+
+
+@contextmanager
+def console_browser(profile: Path, log_path: Path, *, time_zone: str) -> Iterator[Chromium]:
+    """The browser of the console's tests: 1400×900, network events kept (every one), the
+    clock in ``time_zone``; stopped on exit."""
+    browser = Chromium(profile, log_path, width=1400, height=900, network=True, keep_events=None)
+    try:
+        browser.tab.call("Emulation.setTimezoneOverride", timezoneId=time_zone)
+        yield browser
+    finally:
+        browser.stop()

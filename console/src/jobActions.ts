@@ -19,7 +19,7 @@ export function canDo(action: JobAction, job: Pick<Job, 'state'>): boolean {
 }
 
 export function useJobActions(done: (job: Job | null) => void) {
-  const { t } = useI18n()
+  const { t, locale } = useI18n()
 
   async function run(action: JobAction, job: Pick<Job, 'id' | 'kind'>): Promise<void> {
     const names = { id: String(job.id), kind: job.kind }
@@ -37,7 +37,7 @@ export function useJobActions(done: (job: Job | null) => void) {
       ElMessage({ type: 'success', message: t(action === 'retry' ? 'jobs.retried' : 'jobs.cancelled', names) })
       done(updated)
     } catch (error) {
-      ElMessage({ type: 'error', message: t('jobs.failedAction', { reason: reason(error, t) }), duration: 8000,
+      ElMessage({ type: 'error', message: t('jobs.failedAction', { reason: reason(error, t, locale.value) }), duration: 8000,
         showClose: true })
       done(null)
     }

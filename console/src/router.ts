@@ -4,12 +4,13 @@
 //
 // The guard: every page but the login page needs a signed-in user (GET /api/auth/me); a user
 // who must change the password goes to the password page first; a page whose permission the
-// user lacks on every tenant leads home. A 401 from any later request also leads to the login
+// user lacks on every tenant is not shown: App.vue puts a 403 notice in its place (the URL stays,
+// so the user sees what was refused). A 401 from any later request also leads to the login
 // page (main.ts), with `next` = the page the user was on.
 import { createRouter, createWebHistory, type Router, type RouteRecordRaw } from 'vue-router'
 import type { Permission } from './api/types'
 import { ApiError } from './api/client'
-import { allows, loadSession, session } from './session'
+import { loadSession, session } from './session'
 import ServicesView from './views/ServicesView.vue'
 import JobsView from './views/JobsView.vue'
 import JobDetailView from './views/JobDetailView.vue'
@@ -76,7 +77,7 @@ export function makeRouter(base: string): Router {
     if (session.me?.mustChangePassword && to.name !== 'password') {
       return { name: 'password', query: { next: router.resolve(to).href } }
     }
-    return allows(to.meta.permission) ? true : { name: 'services' }
+    return true
   })
   return router
 }

@@ -29,7 +29,7 @@ from pydicom.dataelem import DataElement
 from archive_state import quarantine_spool
 from archive_tools import synthetic
 from archive_tools.synthetic import PatientInfo, StudyInfo
-from testkit.devtools import Chromium, Page
+from testkit.devtools import Chromium, Page, console_browser
 from testkit.orthanc_process import REPO
 from testkit.stack import Stack
 
@@ -77,14 +77,9 @@ def stack(console_build: Path, tmp_path_factory: pytest.TempPathFactory) -> Iter
 
 @pytest.fixture(scope="module")
 def chromium(tmp_path_factory: pytest.TempPathFactory, artifacts_dir: Path) -> Iterator[Chromium]:
-    browser = Chromium(tmp_path_factory.mktemp("console-chromium"),
-                       artifacts_dir / "console-chromium.log", width=1400, height=900,
-                       network=True, keep_events=None)
-    try:
-        browser.tab.call("Emulation.setTimezoneOverride", timezoneId=ZONE)
+    with console_browser(tmp_path_factory.mktemp("console-chromium"),
+                         artifacts_dir / "console-chromium.log", time_zone=ZONE) as browser:
         yield browser
-    finally:
-        browser.stop()
 
 
 @pytest.fixture

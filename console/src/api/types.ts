@@ -91,6 +91,8 @@ export interface Problem {
   detailEn?: string
   /** The rule that was broken (``locked``, ``too-short``, ``csrf``, ``password-change-required`` …). */
   code?: string
+  /** A locked account (code ``locked``): until when, ISO 8601. */
+  lockedUntil?: string
   /** Validation problems: which field, and why (``messageZh`` where the API has one). */
   errors?: { field: string; message: string; messageZh?: string }[]
 }
@@ -376,7 +378,7 @@ export interface ModalityChange extends Modality {
 
 export const AUDIT_ACTIONS = ['login', 'login-failed', 'lockout', 'logout', 'view', 'download', 'upload',
   'share', 'change', 'delete', 'restore', 'purge', 'config-change', 'dimse', 'user-admin',
-  'access-denied'] as const
+  'access-denied', 'audit-read'] as const
 export type AuditAction = (typeof AUDIT_ACTIONS)[number]
 export const AUDIT_OUTCOMES = ['success', 'failure', 'denied'] as const
 export type AuditOutcome = (typeof AUDIT_OUTCOMES)[number]
