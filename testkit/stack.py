@@ -74,6 +74,10 @@ class Stack:
     #: no credential when Archive.Security.Enabled is false). Tests that check refusals use
     #: plain ``requests`` or a session of their own.
     http: requests.Session = field(default_factory=requests.Session)
+    #: ``Authorization`` of an administrator who exists already: a second archive of a region
+    #: whose control database (``Archive.Database.Control``) another test archive made and
+    #: provisioned. :meth:`start` then uses it for :attr:`http` instead of making one.
+    administrator: str | None = None
 
     # --- where things are -------------------------------------------------------------------
 
@@ -187,7 +191,9 @@ class Stack:
                                             env=self.environment(), start_new_session=True)
         try:
             self.wait_ready(timeout)
-            if self.security_enabled:
+            if self.security_enabled and self.administrator is not None:
+                self.http.headers["Authorization"] = self.administrator
+            elif self.security_enabled:
                 self.provision_administrator()
             self.add_test_callers()
         except BaseException:

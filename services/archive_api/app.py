@@ -150,13 +150,15 @@ def create_app(config: Configuration, deps: Dependencies) -> FastAPI:
     app.include_router(jobs.router(deps.jobs, deps.kinds),
                        dependencies=[Depends(guard.require("configure"))])
     if deps.quarantine is not None:
-        app.include_router(quarantine.router(deps.quarantine, deps.orthanc, guard.require))
+        app.include_router(quarantine.router(deps.quarantine, deps.orthanc, guard.require,
+                                             record=guard.record))
     if deps.modalities is not None:
         app.include_router(modalities.router(deps.modalities, deps.orthanc,
                                              guard.require("configure"), sync=sync,
                                              recorder=recorder))
     if deps.audit is not None:
-        app.include_router(audit_routes.router(deps.audit, guard.require("audit-read")))
+        app.include_router(audit_routes.router(deps.audit, guard.require("audit-read"),
+                                               record=guard.record))
     qido = dicomweb.QidoService(deps.orthanc, root, probe, dicomweb.qido_case_sensitive(
         config.orthanc))
     # The door checked a QIDO-RS search before rewriting it here; reached at /api/dicom-web/
@@ -165,7 +167,8 @@ def create_app(config: Configuration, deps: Dependencies) -> FastAPI:
     state_directory = Path(config.archive.state_directory)
     app.include_router(stow.router(stow.StowService(
         deps.orthanc, root, state_directory, deps.temp_folder or state_directory / "tmp",
-        tenant=config.archive.tenant, quarantine=deps.quarantine)))
+        tenant=config.archive.tenant, quarantine=deps.quarantine, recorder=recorder),
+        guard.principal_of))
     _docs(app)
     return app
 

@@ -11,12 +11,13 @@ errors into RFC 9457 problems (beside :func:`archive_api.errors.install`).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from archive_audit.events import AuditEvent, Recorder
+from archive_audit.events import Action, AuditEvent, Outcome, Recorder
 from archive_auth.authenticate import Authenticator
 from archive_auth.decide import csrf_ok
 from archive_auth.errors import AuthError, Forbidden, Unauthenticated
@@ -25,6 +26,17 @@ from archive_auth.principal import Principal
 from .errors import problem
 
 WWW_AUTHENTICATE = 'Bearer realm="archive"'
+
+
+class Activity(Protocol):
+    """Records what a principal did (:meth:`Authz.record`); routers take one to audit their
+    actions."""
+
+    def __call__(self, request: Request, principal: Principal, action: Action, *,
+                 outcome: Outcome = "success", resource: str | None = None,
+                 patient_id: str | None = None, patient_name: str | None = None,
+                 study_uid: str | None = None,
+                 detail: Mapping[str, Any] | None = None) -> None: ...
 
 
 def install(app: FastAPI) -> None:
@@ -72,6 +84,19 @@ class Authz:
         if not self.enabled:
             return Principal.anonymous()
         return self.authenticator.authenticate(request.headers, request.cookies)
+
+    def record(self, request: Request, principal: Principal, action: Action, *,
+               outcome: Outcome = "success", resource: str | None = None,
+               patient_id: str | None = None, patient_name: str | None = None,
+               study_uid: str | None = None, detail: Mapping[str, Any] | None = None) -> None:
+        """Record what ``principal`` did through this request, on this archive's tenant
+        (a blocking database write: call it from a thread in async routes)."""
+        self.recorder.record(AuditEvent(
+            action=action, outcome=outcome, actor=principal.name,
+            actor_kind=principal.actor_kind, source_ip=client_ip(request), tenant=self.tenant,
+            session=principal.public_id, patient_id=patient_id, patient_name=patient_name,
+            study_uid=study_uid, resource=resource or f"{request.method} {request.url.path}",
+            detail=dict(detail or {})))
 
     def denied(self, request: Request, principal: Principal, reason: str,
                permission: str | None, *, tenant: str | None = None,

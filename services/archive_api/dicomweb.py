@@ -103,13 +103,18 @@ class QidoService:
         needed = await self.probe.check()
         headers = _forwarded(request)
         parsed = qido.parse_query(qido.decode_query_string(raw))  # validated on every platform
-        if needed is False:
-            query = qido.passthrough_query(raw)
-            answer = await self._direct(qido.DirectPlan(search.below_root(), query), headers)
-        else:
-            plan = qido.plan(search, parsed, case_sensitive=self.case_sensitive)
-            answer = (await self._direct(plan, headers) if isinstance(plan, qido.DirectPlan)
-                      else await self._resolved(plan, search.level, headers))
+        try:
+            if needed is False:
+                query = qido.passthrough_query(raw)
+                answer = await self._direct(qido.DirectPlan(search.below_root(), query), headers)
+            else:
+                plan = qido.plan(search, parsed, case_sensitive=self.case_sensitive)
+                answer = (await self._direct(plan, headers) if isinstance(plan, qido.DirectPlan)
+                          else await self._resolved(plan, search.level, headers))
+        except OrthancHttpError as exc:
+            if exc.status == 400:
+                raise qido.refused_by_orthanc(parsed) from None
+            raise
         warning = qido.ignored_warning(parsed)
         if warning is not None:
             answer.headers["Warning"] = warning

@@ -203,6 +203,16 @@ def parse_query(pairs: Sequence[tuple[str, str]]) -> QidoQuery:
                      tuple(dict.fromkeys(include)))
 
 
+def refused_by_orthanc(query: QidoQuery) -> QueryError:
+    """What to answer when Orthanc refuses a search as malformed (400) although it passed
+    :func:`parse_query`: a value Orthanc cannot match, such as a wildcard or words in a date or
+    a UID. Orthanc does not say which, so the error names every attribute the search gave."""
+    names = ", ".join(key for key, _ in query.filters) or "(query)"
+    return QueryError(names, "Orthanc cannot match this value: dates are YYYYMMDD or a range "
+                             "(YYYYMMDD-YYYYMMDD), UIDs a comma-separated list of UIDs, and "
+                             "wildcards (* ?) are for text attributes only")
+
+
 def ignored_warning(query: QidoQuery) -> str | None:
     """The ``Warning`` header (RFC 7234 ``299``) naming the parameters the search ignored."""
     if not query.ignored:

@@ -8,8 +8,9 @@ the internal credential, through the gate again: Orthanc's answer with an ``ID``
 of the bytes sent (for a fix, a new entry whose parent is this one), and the answer carries that
 entry's reasons; an Orthanc error is recorded on the entry and answered 422 (refused) or 502.
 
-Who did it: until users exist (the security issue) a change is recorded as ``anonymous@<client
-address>``.
+Who did it: the entry's history names the principal; the audit trail gets a ``download`` for
+the bytes, a ``change`` for a re-ingest or fix (with its result) and a ``delete`` for a discard,
+each with the entry's patient and study.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any, Literal
 
-from fastapi import APIRouter, Depends, Query, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from archive_auth.principal import Principal
@@ -29,6 +30,7 @@ from archive_state.errors import QuarantineConflict
 from archive_state.quarantine import QuarantineEntry, QuarantineIndex, QuarantineStatus
 
 from . import dicom_edit
+from .authz import Activity
 from .errors import ApiError, BadRequest, Unprocessable
 from .orthanc import AsyncOrthanc, OrthancHttpError
 from .camel import CamelModel, StrictCamelModel
@@ -145,13 +147,25 @@ class OrthancRefused(ApiError):
 Authorize = Callable[[str], Callable[..., Any]]
 
 
-def router(index: QuarantineIndex, orthanc: AsyncOrthanc, authorize: Authorize) -> APIRouter:
+def router(index: QuarantineIndex, orthanc: AsyncOrthanc, authorize: Authorize,
+           record: Activity | None = None) -> APIRouter:
     """Reading the list and an entry needs ``view``, its bytes ``download``, re-ingesting
     ``upload`` and discarding ``delete``; the principal's name is what the entry's history
-    records as who did it."""
+    records as who did it, and ``record`` (when given) what the audit trail gets."""
     api = APIRouter(prefix="/api/quarantine", tags=["quarantine"])
     viewer, downloader = Depends(authorize("view")), Depends(authorize("download"))
     uploader, deleter = Depends(authorize("upload")), Depends(authorize("delete"))
+
+    async def audit(request: Request, principal: Principal,
+                    action: Literal["download", "change", "delete"], entry: QuarantineEntry,
+                    **detail: Any) -> None:
+        if record is None:
+            return
+        await asyncio.to_thread(
+            record, request, principal, action, patient_id=entry.patient_id,
+            patient_name=entry.patient_name, study_uid=entry.study_instance_uid,
+            detail={"object": "quarantine-entry", "entry": entry.id,
+                    "sopInstanceUid": entry.sop_instance_uid, **detail})
 
     async def synced() -> None:
         await asyncio.to_thread(index.sync)
@@ -200,12 +214,13 @@ def router(index: QuarantineIndex, orthanc: AsyncOrthanc, authorize: Authorize) 
                                 tags_error=error)
 
     @api.get("/{entry_id}/file", response_class=Response, summary="The bytes as received",
-             dependencies=[downloader],
              responses={200: {"content": {"application/dicom": {}}}})
-    async def download(entry_id: str) -> Response:
+    async def download(entry_id: str, request: Request,
+                       principal: Principal = downloader) -> Response:
         await synced()
         entry = await asyncio.to_thread(index.get, entry_id)
         data = await asyncio.to_thread(index.data, entry_id)
+        await audit(request, principal, "download", entry, bytes=len(data))
         name = _SAFE_NAME.sub("_", entry.sop_instance_uid or entry.id)[:100] or entry.id
         return Response(data, media_type="application/dicom", headers={
             "Content-Disposition": f'attachment; filename="{name}.dcm"'})
@@ -250,13 +265,18 @@ def router(index: QuarantineIndex, orthanc: AsyncOrthanc, authorize: Authorize) 
 
     @api.post("/{entry_id}/reingest", response_model=ReingestOut, response_model_by_alias=True,
               summary="Send the bytes as received through the gate again")
-    async def reingest_as_received(entry_id: str, principal: Principal = uploader) -> ReingestOut:
+    async def reingest_as_received(entry_id: str, request: Request,
+                                   principal: Principal = uploader) -> ReingestOut:
         entry, data = await held(entry_id)
-        return await reingest(entry, data, "reingest", principal.name, None)
+        answer = await reingest(entry, data, "reingest", principal.name, None)
+        await audit(request, principal, "change", entry, operation="reingest",
+                    result=answer.result)
+        return answer
 
     @api.post("/{entry_id}/fix", response_model=ReingestOut, response_model_by_alias=True,
               summary="Edit or remove tags, then send the fixed bytes through the gate")
-    async def fix(entry_id: str, body: FixRequest, principal: Principal = uploader) -> ReingestOut:
+    async def fix(entry_id: str, body: FixRequest, request: Request,
+                  principal: Principal = uploader) -> ReingestOut:
         entry, data = await held(entry_id)
         edits: dict[str, Any] = {k: (v.model_dump() if isinstance(v, TagEdit) else v)
                                  for k, v in body.edits.items()}
@@ -264,13 +284,18 @@ def router(index: QuarantineIndex, orthanc: AsyncOrthanc, authorize: Authorize) 
             fixed = await asyncio.to_thread(dicom_edit.apply_fix, data, edits, body.remove)
         except dicom_edit.EditError as exc:
             raise Unprocessable(str(exc), field="edits") from None
-        return await reingest(entry, fixed, "fix", principal.name,
-                              {"edits": edits, "remove": body.remove})
+        answer = await reingest(entry, fixed, "fix", principal.name,
+                                {"edits": edits, "remove": body.remove})
+        await audit(request, principal, "change", entry, operation="fix",
+                    result=answer.result, edited=sorted(edits), removed=body.remove)
+        return answer
 
     @api.delete("/{entry_id}", response_model=QuarantineOut, response_model_by_alias=True,
                 summary="Discard: the row says discarded, then the bytes are deleted for good")
-    async def discard(entry_id: str, principal: Principal = deleter) -> QuarantineOut:
-        return QuarantineOut.of(await asyncio.to_thread(index.discard, entry_id,
-                                                        by=principal.name))
+    async def discard(entry_id: str, request: Request,
+                      principal: Principal = deleter) -> QuarantineOut:
+        discarded = await asyncio.to_thread(index.discard, entry_id, by=principal.name)
+        await audit(request, principal, "delete", discarded, operation="discard")
+        return QuarantineOut.of(discarded)
 
     return api

@@ -21,7 +21,9 @@ service"). So the door sends STOW-RS here, and this module:
    entry (the gate off) → 0xC000, and the bytes are kept in the quarantine by us, so nothing
    sent vanishes; Orthanc failing (5xx, unreachable) → 0xA700 (try again later); another 4xx →
    0x0110;
-5. answers per :mod:`.stow_response` and logs one line per failed or warned part.
+5. answers per :mod:`.stow_response` and logs one line per failed or warned part;
+6. records the request in the audit trail: one ``upload`` row per study and outcome, with who
+   sent it (:mod:`.stow_audit`).
 
 ``<sha>`` is the SHA-256 of the part's bytes as received, computed only when it is needed: the
 part was not stored, or the repair folder changed while it was being stored.
@@ -45,13 +47,16 @@ from typing import Any
 import httpx
 from fastapi import APIRouter, Request, Response
 
+from archive_audit.door_log import Patient
+from archive_audit.events import Recorder
+from archive_auth.principal import Principal
 from archive_state import quarantine_spool as spool
 from archive_state.quarantine import QuarantineIndex
 
-from . import multipart, stow_response
+from . import multipart, stow_audit, stow_response
 from .dicom_header import Identifiers, read_identifiers
 from .errors import BadRequest, NotAcceptable, UnsupportedMediaType
-from .orthanc import AsyncOrthanc, OrthancHttpError, OrthancUnreachable
+from .orthanc import AsyncOrthanc, OrthancError, OrthancHttpError, OrthancUnreachable
 from .stow_response import PartOutcome
 
 log = logging.getLogger(__name__)
@@ -358,8 +363,11 @@ class StowService:
                  temp_folder: Path, *, tenant: str = "default",
                  memory_limit: int = MEMORY_LIMIT, in_flight: int = IN_FLIGHT,
                  memory_budget: int = MEMORY_BUDGET, stores_at_once: int = STORES_AT_ONCE,
-                 quarantine: QuarantineIndex | None = None) -> None:
+                 quarantine: QuarantineIndex | None = None,
+                 recorder: Recorder | None = None) -> None:
         self.orthanc = orthanc
+        #: Where each request's ``upload`` rows go (None: not recorded, for some tests).
+        self.recorder = recorder
         #: The quarantine index, told that an entry the gate recorded as "rest" came by STOW-RS.
         self.quarantine = quarantine
         self.root = root
@@ -402,7 +410,9 @@ class StowService:
     def repaired_folder(self) -> Path:
         return self.state_directory / "gate" / "repaired"
 
-    async def handle(self, request: Request, study: str | None) -> Response:
+    async def handle(self, request: Request, study: str | None,
+                     principal: Principal | None = None) -> Response:
+        """One request; ``principal`` is who sent it, for the audit trail."""
         if study is not None and (len(study) > 64 or not _UID.fullmatch(study)):
             raise BadRequest("the study in the URL is not a DICOM UID", parameter="study")
         answer_format = stow_response.choose_format(request.headers.get("accept"))
@@ -422,7 +432,39 @@ class StowService:
         response, origins = self._response(run, context, answer_format)
         if origins:
             await asyncio.to_thread(self.record_origins, origins, context.client_ip)
+        await self._audit(run.outcomes, context, principal, f"POST {request.url.path}")
         return response
+
+    async def _audit(self, outcomes: list[PartOutcome], context: StowRequest,
+                     principal: Principal | None, resource: str) -> None:
+        """The request's ``upload`` rows; a failure to record is logged, the answer stands
+        (every part was already stored or refused)."""
+        if self.recorder is None:
+            return
+        patients = {uid: await self._patient(uid) for uid in stow_audit.stored_studies(outcomes)}
+        events = stow_audit.upload_events(outcomes, principal, tenant=self.tenant,
+                                          client_ip=context.client_ip, resource=resource,
+                                          patients=patients)
+        try:
+            for event in events:
+                await asyncio.to_thread(self.recorder.record, event)
+        except Exception:
+            log.exception("STOW-RS from %s: the upload was not recorded in the audit trail",
+                          context.client_ip or "?")
+
+    async def _patient(self, study: str) -> Patient | None:
+        """The study's patient as Orthanc indexed it (None when it cannot say)."""
+        try:
+            found = await self.orthanc.post_json("/tools/find", {
+                "Level": "Study", "Query": {"StudyInstanceUID": study}, "Expand": True})
+        except OrthancError as exc:
+            log.warning("STOW-RS: the patient of study %s is unknown: %s", study, exc)
+            return None
+        for item in found if isinstance(found, list) else []:
+            if isinstance(item, dict):
+                tags = item.get("PatientMainDicomTags") or {}
+                return Patient(tags.get("PatientID"), tags.get("PatientName"))
+        return None
 
     async def _run(self, stream: AsyncIterator[bytes], boundary: bytes,
                    context: StowRequest) -> _Run:
@@ -685,8 +727,10 @@ class StowService:
         return response, origins
 
 
-def router(service: StowService) -> APIRouter:
-    """``POST {root}/studies`` and ``POST {root}/studies/{study}`` (the door routes them here)."""
+def router(service: StowService,
+           identify: Callable[[Request], Principal | None] | None = None) -> APIRouter:
+    """``POST {root}/studies`` and ``POST {root}/studies/{study}`` (the door routes them here,
+    after its check); ``identify`` says who sent a request, for its audit rows."""
     api = APIRouter(prefix=service.root, tags=["dicom-web"])
     responses: dict[int | str, dict[str, Any]] = {
         200: {"description": "Every instance stored (PS3.18 10.5.3)",
@@ -701,15 +745,18 @@ def router(service: StowService) -> APIRouter:
     extra = {"requestBody": {"required": True, "content": {
         "multipart/related": {"schema": {"type": "string", "format": "binary"}}}}}
 
+    async def sender(request: Request) -> Principal | None:
+        return None if identify is None else await asyncio.to_thread(identify, request)
+
     @api.post("/studies", responses=responses, response_class=Response, openapi_extra=extra,
               summary="STOW-RS: store instances (multipart/related; type=application/dicom)")
     async def store(request: Request) -> Response:
-        return await service.handle(request, None)
+        return await service.handle(request, None, await sender(request))
 
     @api.post("/studies/{study}", responses=responses, response_class=Response,
               openapi_extra=extra,
               summary="STOW-RS: store instances of one study; others fail with 0xA900")
     async def store_study(request: Request, study: str) -> Response:
-        return await service.handle(request, study)
+        return await service.handle(request, study, await sender(request))
 
     return api

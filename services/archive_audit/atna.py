@@ -17,9 +17,14 @@ archive is the destination); share → Export (110106); change → Instances Acc
 Record (110110, U) for a patient without a study; restore → Instances Accessed (C); delete,
 purge → DICOM Study Deleted (110105, D); config-change, user-admin, access-denied → Security
 Alert (110113, E) with Software Configuration (110131), User Security Attributes Changed
-(110137), Use of Restricted Function (110132); dimse → by its ``detail.command`` (C-FIND
-Query, C-STORE transferred in, C-MOVE/C-GET transferred out), a refused association (denied)
-Security Alert with Node Authentication (110126), else Application Activity (110100).
+(110137), Use of Restricted Function (110132); audit-read (a search, export or check of this
+trail) → Audit Log Used (110101, R). The DIMSE rows read from Orthanc's log: dicom-store → DICOM Instances Transferred (C, the archive
+the destination); dicom-find → Query; dicom-get, dicom-move → Begin Transferring DICOM
+Instances (110102, R; Orthanc's log says what it starts to send, not how the sub-operations
+ended), the archive the source and the caller (C-GET) or the C-MOVE's destination AE (its own
+participant) the destination; dicom-refused → Security Alert with Node Authentication (a
+refused association) or Use of Restricted Function (a refused request); dicom-echo →
+Application Activity.
 
 Outcome: success 0, failure 4 (minor failure), denied 8 (serious failure); a lockout is 12
 (major failure: "user account disabled due to excessive invalid log-on attempts").
@@ -54,6 +59,8 @@ class Code:
 
 # EventID (PS3.16 CID 400 "Audit Event ID")
 APPLICATION_ACTIVITY = Code("110100", "DCM", "Application Activity")
+AUDIT_LOG_USED = Code("110101", "DCM", "Audit Log Used")
+BEGIN_TRANSFERRING = Code("110102", "DCM", "Begin Transferring DICOM Instances")
 INSTANCES_ACCESSED = Code("110103", "DCM", "DICOM Instances Accessed")
 INSTANCES_TRANSFERRED = Code("110104", "DCM", "DICOM Instances Transferred")
 STUDY_DELETED = Code("110105", "DCM", "DICOM Study Deleted")
@@ -123,17 +130,32 @@ def _received(event_id: Code, action: str) -> EventKind:
     return EventKind(event_id, action, actor_role=SOURCE, archive_role=DESTINATION)
 
 
-def _dimse(record: AuditRecord) -> EventKind:
-    command = str(record.detail.get("command", "")).upper()
-    if command == "C-FIND":
-        return EventKind(QUERY, "E")
-    if command == "C-STORE":
+def _dicom(record: AuditRecord) -> EventKind:
+    """The rows of Orthanc's DIMSE requests (``archive_audit.dicom_log``)."""
+    action = record.action
+    if action == "dicom-store":
         return _received(INSTANCES_TRANSFERRED, "C")
-    if command in ("C-MOVE", "C-GET"):
-        return _sent(INSTANCES_TRANSFERRED, "R")
-    if record.outcome == "denied":
-        return EventKind(SECURITY_ALERT, "E", (NODE_AUTHENTICATION,))
-    return EventKind(APPLICATION_ACTIVITY, "E")
+    if action == "dicom-find":
+        return EventKind(QUERY, "E")
+    if action == "dicom-get":
+        return _sent(BEGIN_TRANSFERRING, "R")
+    if action == "dicom-move":  # the destination is another participant (see _destination)
+        return EventKind(BEGIN_TRANSFERRING, "R", archive_role=SOURCE)
+    if action == "dicom-refused":
+        refused_association = record.detail.get("operation") == "A-ASSOCIATE"
+        return EventKind(SECURITY_ALERT, "E", (
+            NODE_AUTHENTICATION if refused_association else USE_OF_RESTRICTED_FUNCTION,))
+    return EventKind(APPLICATION_ACTIVITY, "E")  # C-ECHO: PS3.15 has no event of its own
+
+
+def _destination(message: ET.Element, record: AuditRecord) -> None:
+    """A C-MOVE's destination AE, where the archive sends the instances."""
+    aet = record.detail.get("destination_aet")
+    if record.action != "dicom-move" or not aet:
+        return
+    participant = ET.SubElement(message, "ActiveParticipant", {
+        "UserID": str(aet), "AlternativeUserID": f"AETITLE={aet}", "UserIsRequestor": "false"})
+    _coded(participant, "RoleIDCode", DESTINATION)
 
 
 def kind_of(record: AuditRecord) -> EventKind:
@@ -167,8 +189,10 @@ def kind_of(record: AuditRecord) -> EventKind:
         return EventKind(SECURITY_ALERT, "E", (USER_SECURITY_ATTRIBUTES_CHANGED,))
     if action == "access-denied":
         return EventKind(SECURITY_ALERT, "E", (USE_OF_RESTRICTED_FUNCTION,))
-    if action == "dimse":
-        return _dimse(record)
+    if action.startswith("dicom-"):
+        return _dicom(record)
+    if action == "audit-read":
+        return EventKind(AUDIT_LOG_USED, "R")
     return EventKind(APPLICATION_ACTIVITY, "E")
 
 
@@ -258,6 +282,7 @@ def message(record: AuditRecord, source: AuditSource) -> ET.Element:
             f"{record.action} {record.outcome}")
     _actor(root, record, kind.actor_role)
     _archive(root, source, kind.archive_role)
+    _destination(root, record)
     site = record.tenant or source.enterprise_site
     identification = {"AuditSourceID": source.source_id}
     if site:

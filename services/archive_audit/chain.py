@@ -14,7 +14,10 @@ the head (last id + 1), so they are consecutive.
 
 The key is ``<StateDirectory>/audit-key`` (:func:`load_or_create_key`): 32 random bytes as hex,
 mode 0600, made on first use. Back it up with the database: without it the chain cannot be
-checked, and whoever holds it can rewrite the chain.
+checked, and whoever holds it can rewrite the chain. Every archive whose
+``Archive.Database.Control`` is the same database appends to the same chain, so they all need
+the same key: the launcher checks it at start (:func:`check_key`) and refuses to make a new key
+for a chain that has rows, or to go on with a key that did not sign the chain's newest row.
 """
 
 from __future__ import annotations
@@ -45,7 +48,7 @@ from .search import AuditFilter, AuditPage, search
 log = logging.getLogger(__name__)
 
 __all__ = ["AuditError", "AuditKeyError", "AuditLog", "VerifyResult", "chain_hash",
-           "key_path", "load_or_create_key"]
+           "check_key", "key_path", "load_or_create_key", "signed_with"]
 
 KEY_FILE = "audit-key"
 KEY_BYTES = 32
@@ -111,6 +114,41 @@ def load_or_create_key(path: Path) -> bytes:
 def chain_hash(key: bytes, prev_hash: str, values: dict[str, Any]) -> str:
     """The hash of a row whose columns are ``values`` (``prev_hash`` among them)."""
     return hmac.new(key, prev_hash.encode("ascii") + canonical(values), sha256).hexdigest()
+
+
+def _newest_row(engine: Engine) -> AuditRecord | None:
+    with engine.connect() as conn:
+        row = conn.execute(select(_events).order_by(_events.c.id.desc()).limit(1)).first()
+    return None if row is None else record_of(row)
+
+
+def signed_with(key: bytes, record: AuditRecord) -> bool:
+    """Whether ``record``'s hash was made with ``key``."""
+    return hmac.compare_digest(chain_hash(key, record.prev_hash, as_values(record)), record.hash)
+
+
+def check_key(engine: Engine, path: Path) -> bytes:
+    """The key at ``path`` for the chain in ``engine`` (a migrated control database), made
+    only while the chain has no row; :class:`AuditKeyError` when the file is missing although
+    the chain has rows, or when the key did not sign the chain's newest row. Both mean the
+    archives sharing this control database do not hold the same key (or that row was changed,
+    which ``GET /api/audit/verify`` tells)."""
+    newest = _newest_row(engine)
+    if newest is None:
+        return load_or_create_key(path)
+    if not path.exists():
+        raise AuditKeyError(
+            f"{path} is missing, but the audit trail in the control database already has "
+            f"{newest.id} row(s), signed with another key: copy the audit-key of the archive "
+            "that signed them (every archive of one control database needs the same key) or "
+            "restore it from the backup")
+    key = load_or_create_key(path)
+    if not signed_with(key, newest):
+        raise AuditKeyError(
+            f"the newest row of the audit trail (id {newest.id}) was not signed with {path}: "
+            "every archive of one control database needs the same audit-key (copy it from the "
+            "archive that signed the trail), or that row was changed (GET /api/audit/verify)")
+    return key
 
 
 @dataclass(frozen=True)
@@ -221,9 +259,7 @@ class AuditLog:
                     return _bad("inserted", record.id, checked, head_id, head_hash)
                 if record.id != expected_id:
                     return _bad("missing", expected_id, checked, head_id, head_hash)
-                values = as_values(record)
-                if not hmac.compare_digest(chain_hash(self._key, record.prev_hash, values),
-                                           record.hash):
+                if not signed_with(self._key, record):
                     return _bad("changed", record.id, checked, head_id, head_hash)
                 if record.prev_hash != previous:
                     return _bad("broken-link", record.id, checked, head_id, head_hash)

@@ -9,7 +9,9 @@ from typing import Any, Literal, Protocol
 
 Action = Literal[
     "login", "login-failed", "lockout", "logout", "view", "download", "upload", "share", "change",
-    "delete", "restore", "purge", "config-change", "dimse", "user-admin", "access-denied",
+    "delete", "restore", "purge", "config-change", "user-admin", "access-denied",
+    "audit-read", "dicom-echo", "dicom-store", "dicom-find", "dicom-get", "dicom-move",
+    "dicom-refused",
 ]
 Outcome = Literal["success", "failure", "denied"]
 ActorKind = Literal["user", "api-key", "dicom", "system", "anonymous"]

@@ -25,8 +25,12 @@ ACTION_LABELS: Mapping[str, str] = {
     "logout": "退出 logout", "view": "查看 view", "download": "下载 download",
     "upload": "上传 upload", "share": "分享 share", "change": "修改 change",
     "delete": "删除 delete", "restore": "恢复 restore", "purge": "彻底删除 purge",
-    "config-change": "配置变更 configuration change", "dimse": "DICOM 网络操作 DIMSE",
+    "config-change": "配置变更 configuration change",
     "user-admin": "用户管理 user administration", "access-denied": "拒绝访问 access denied",
+    "audit-read": "查阅审计日志 audit log used",
+    "dicom-echo": "DICOM 连通测试 C-ECHO", "dicom-store": "DICOM 接收影像 C-STORE",
+    "dicom-find": "DICOM 查询 C-FIND", "dicom-get": "DICOM 获取影像 C-GET",
+    "dicom-move": "DICOM 传送影像 C-MOVE", "dicom-refused": "DICOM 拒绝 refused",
 }
 OUTCOME_LABELS: Mapping[str, str] = {
     "success": "成功 success", "failure": "失败 failure", "denied": "拒绝 denied",

@@ -9,6 +9,10 @@ newest first, paged.
   DICOM's component separators and spaces, so ``王小明`` finds ``王^小明`` and ``wang xiaoming``
   finds ``WANG^XIAOMING``.
 - ``unit`` is the org unit id recorded with the event (not its sub-units).
+- ``tenants`` is not a search criterion but whose rows the reader may see at all: None for
+  every row (``audit-read`` on the region), else only rows of those tenants (a hospital's
+  auditor does not read another hospital's patients, nor the region's own rows, which have no
+  tenant).
 """
 
 from __future__ import annotations
@@ -62,6 +66,8 @@ class AuditFilter:
     tenant: str | None = None
     outcome: str | None = None
     study: str | None = None
+    #: the tenants whose rows may be seen (None: every row); see the module docstring
+    tenants: tuple[str, ...] | None = None
     limit: int = 50
     offset: int = 0
 
@@ -122,6 +128,8 @@ def _conditions(query: AuditFilter) -> list[ColumnElement[bool]]:
         squashed = text.replace("^", "").replace(" ", "").lower()
         where.append(or_(func.lower(_c.patient_id).like(_like(text.lower()), escape="\\"),
                          _squashed(_c.patient_name).like(_like(squashed), escape="\\")))
+    if query.tenants is not None:
+        where.append(_c.tenant.in_(query.tenants))
     for column, value in ((_c.unit, query.unit), (_c.tenant, query.tenant),
                           (_c.outcome, query.outcome), (_c.study_uid, query.study)):
         if value is not None:

@@ -234,6 +234,23 @@ class DicomTlsSettings:
 
 
 @dataclass(frozen=True)
+class DicomAuditSettings:
+    """The DICOM audit: every DIMSE association in the audit trail, read from Orthanc's log."""
+
+    enabled: bool = field(
+        default=True,
+        metadata=_meta(doc="Start Orthanc with --verbose-generic --verbose-dicom and let a "
+                           "worker turn the DIMSE lines of its log into audit rows (job "
+                           "audit.dicom-log, every minute); only with Archive.Security.Enabled."),
+    )
+    orthanc_log: str = field(
+        default="",
+        metadata=_meta(doc="Orthanc's log file; empty: ARCHIVE_DATA/logs/orthanc.log, where "
+                           "supervisord writes it."),
+    )
+
+
+@dataclass(frozen=True)
 class DicomSettings:
     """The archive's DICOM (DIMSE) connections, beyond Orthanc's own keys."""
 
@@ -248,6 +265,7 @@ class DicomSettings:
                            "registered in /api/modalities; off: anyone may echo, store and find."),
     )
     tls: DicomTlsSettings = field(default_factory=DicomTlsSettings)
+    audit: DicomAuditSettings = field(default_factory=DicomAuditSettings)
 
 
 @dataclass(frozen=True)
@@ -318,6 +336,13 @@ class ArchiveSettings:
     gate: GateSettings = field(default_factory=GateSettings)
     crash_guard: CrashGuardSettings = field(default_factory=CrashGuardSettings)
     security: SecuritySettings = field(default_factory=SecuritySettings)
+
+    @property
+    def dicom_audit(self) -> bool:
+        """Whether DIMSE requests are audited from Orthanc's log: ``Archive.Dicom.Audit.Enabled``
+        on an archive with ``Archive.Security.Enabled``, like the door's log (an archive open
+        to everyone keeps no audit of its logs)."""
+        return self.dicom.audit.enabled and self.security.enabled
 
 
 def control_database_url(settings: ArchiveSettings) -> str:

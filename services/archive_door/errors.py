@@ -24,3 +24,8 @@ class ToolMissing(DoorError):
 
 class ViewerBuildError(DoorError):
     """The installed OHIF build does not look like the one :mod:`.viewer` knows how to rebase."""
+
+
+class AuditKeyMismatch(DoorError):
+    """The state folder's audit key is missing or is not the key of the control database's audit
+    trail (archives sharing one control database need the same key)."""

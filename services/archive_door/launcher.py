@@ -9,6 +9,7 @@ program in order and nothing is left behind.
 
 from __future__ import annotations
 
+import getpass
 import logging
 import os
 import shutil
@@ -23,7 +24,7 @@ from archive_config.config_check import Configuration, load
 from archive_config.settings import ArchiveSettings, control_database_url, state_database_url
 
 from . import credential
-from .errors import AlreadyRunning, ToolMissing
+from .errors import AlreadyRunning, AuditKeyMismatch, ToolMissing
 from .layout import REPO, Executables, Layout
 from .ports import check_ports
 from .render import Rendered, render_run_folder
@@ -88,6 +89,48 @@ def migrate(settings: ArchiveSettings) -> None:
     run_migrations(state_database_url(settings), "state")
 
 
+def check_audit_key(settings: ArchiveSettings) -> None:
+    """The audit trail's key in the state folder, made for a new trail; every archive of one
+    control database must hold the same key (docs/security.md, "Several archives, one
+    region")."""
+    from archive_audit.chain import AuditKeyError, check_key, key_path
+    from archive_state.db import make_engine
+
+    engine = make_engine(control_database_url(settings))
+    try:
+        check_key(engine, key_path(settings.state_directory))
+    except AuditKeyError as exc:
+        raise AuditKeyMismatch(str(exc)) from None
+    finally:
+        engine.dispose()
+
+
+def operating_user() -> str:
+    """Who started the archive, as the system knows them (a container may run an unnamed uid)."""
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return f"uid {os.getuid()}"
+
+
+def record_configuration(configuration: Configuration) -> None:
+    """A ``config-change`` audit row for what was edited in the configuration files since the
+    last start (:mod:`archive_audit.config_changes`); the first start records the key count."""
+    from archive_audit.chain import AuditLog, key_path, load_or_create_key
+    from archive_audit.config_changes import audit_start
+    from archive_state.db import make_engine
+
+    settings = configuration.archive
+    engine = make_engine(control_database_url(settings))
+    try:
+        trail = AuditLog(engine, load_or_create_key(key_path(settings.state_directory)))
+        audit_start(configuration.orthanc, Path(settings.state_directory), trail,
+                    tenant=settings.tenant, actor=operating_user(),
+                    source=str(configuration.path))
+    finally:
+        engine.dispose()
+
+
 def prepare(config: Path, data: Path, platform: PlatformName | None = None,
             base_env: Mapping[str, str] | None = None, *, run_migrations: bool = True) -> Prepared:
     data = data.resolve()
@@ -102,6 +145,8 @@ def prepare(config: Path, data: Path, platform: PlatformName | None = None,
     made = credential.ensure(layout.credential)
     if run_migrations:
         migrate(settings)
+        check_audit_key(settings)
+        record_configuration(configuration)
     rendered = render_run_folder(configuration, env, layout, made, executables)
     env.update(rendered.environment)
     return Prepared(configuration, layout, env, rendered)

@@ -24,11 +24,15 @@ from .tls import CertificatePair
 
 #: Problem details (RFC 9457) for the errors nginx answers itself.
 PROBLEMS: Final[Mapping[int, tuple[str, str]]] = {
+    400: ("Bad Request", "The door cannot read this request (its request line, a header or a "
+          "cookie is malformed or too large)."),
     401: ("Unauthorized", "This request needs credentials."),
     403: ("Forbidden", "The credentials given do not allow this request."),
     404: ("Not Found", "There is no such resource on this archive."),
     405: ("Method Not Allowed", "This resource does not accept that method; see the Allow header."),
     413: ("Content Too Large", "The request body is larger than Archive.Door.MaxUploadSize."),
+    414: ("URI Too Long", "The URL of the request, with its query, is longer than the door "
+          "accepts (8 KiB): shorten the query."),
     500: ("Internal Server Error", "The door could not complete the request: the authorization "
           "check or a service failed. The details are in the log of the door."),
     502: ("Bad Gateway", "The archive service behind this path is not answering yet; try again "
@@ -36,6 +40,19 @@ PROBLEMS: Final[Mapping[int, tuple[str, str]]] = {
     503: ("Service Unavailable", "The archive is not available right now; try again shortly."),
     504: ("Gateway Timeout", "The archive service behind this path did not answer in time."),
 }
+
+#: Errors nginx answers while it reads the request line, before the request has a URI (a
+#: request line past 8 KiB, a path that climbs above the root): an error_page to a named location
+#: fails there (nginx answers 500: "empty URI in redirect to named location"), so these go to
+#: an internal location by its URI.
+REQUEST_LINE_ERRORS: Final = frozenset({400, 414})
+
+
+def problem_location(status: int) -> str:
+    """Where ``error_page`` sends ``status``: ``@door-<status>``, or ``/_door/problem/<status>``
+    for :data:`REQUEST_LINE_ERRORS`."""
+    return f"/_door/problem/{status}" if status in REQUEST_LINE_ERRORS else f"@door-{status}"
+
 
 _STATIC_CHARSET = (
     "charset utf-8;\n"
@@ -76,14 +93,16 @@ def user_directive(euid: int | None = None) -> str:
 def _problem_locations() -> str:
     lines: list[str] = []
     for status in PROBLEMS:
-        lines.append(f"error_page {status} @door-{status};")
+        lines.append(f"error_page {status} {problem_location(status)};")
     for status, (title, detail) in PROBLEMS.items():
         body = json.dumps({"type": "about:blank", "title": title, "status": status, "detail": detail},
                           ensure_ascii=True)
         assert "'" not in body and "$" not in body, body
+        target = problem_location(status)
         lines += [
             "",
-            f"location @door-{status} {{",
+            f"location {'= ' if target.startswith('/') else ''}{target} {{",
+            *(["    internal;"] if target.startswith("/") else []),
             "    auth_request off;",
             "    # Whatever the path's extension (/app/explorer.html), the body is JSON.",
             "    types { }",
@@ -200,12 +219,16 @@ def _auth_cache(seconds: int) -> str:
     return "\n".join([
         f"# Cached up to {seconds} s per credential, area, tenant and method "
         "(Archive.Door.AuthCacheSeconds);",
-        "# the check's X-Accel-Expires says less (0: refusals, state-changing requests).",
+        "# the check's X-Accel-Expires says less (0: 401, state-changing requests).",
         "proxy_cache door_auth;",
         'proxy_cache_key "$cookie_archive_session|$http_authorization|$http_x_api_key|'
         '$door_area|$door_tenant|$request_method";',
         f"proxy_cache_valid 204 {seconds}s;",
-        "proxy_cache_lock on;",
+        "# No cache lock: a request that waits for another one's check of the same key is woken",
+        "# only by nginx's 500 ms poll, never when that check ends. A new credential's first",
+        "# concurrent requests waited 0.5 s, and requests whose answer is never kept (401)",
+        "# queued in 0.5 s steps (the sixth of six after 2.5 s); without it each asks the check.",
+        "proxy_cache_lock off;",
         "proxy_ignore_headers Cache-Control Expires Set-Cookie;",
     ])
 
@@ -223,7 +246,8 @@ def _login_redirect_pages() -> str:
     login page and back (its ``next`` is built in the page: nginx cannot percent-encode). A
     location that has its own error_page inherits none from the server, so the rest are here."""
     lines = ["error_page 401 @door-login;"]
-    lines += [f"error_page {status} @door-{status};" for status in PROBLEMS if status != 401]
+    lines += [f"error_page {status} {problem_location(status)};" for status in PROBLEMS
+              if status != 401]
     return "\n".join(lines)
 
 

@@ -23,7 +23,7 @@ from archive_state.quarantine import QuarantineIndex
 from archive_state.quarantine_spool import folder_of
 from archive_state.services import ServiceRegistry
 
-from . import audit_door_log, kinds
+from . import audit_dicom_log, audit_door_log, kinds
 from .crash_guard import CrashGuard, Policy, door_log_path
 from .runner import Worker
 
@@ -32,6 +32,8 @@ log = logging.getLogger("archive_worker")
 
 #: How often the door's audit log is read into the audit trail.
 AUDIT_DOOR_LOG_SECONDS = 60.0
+#: How often Orthanc's log is read for DIMSE requests (Archive.Dicom.Audit).
+AUDIT_DICOM_LOG_SECONDS = 60.0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -62,6 +64,10 @@ def main(argv: list[str] | None = None) -> int:
         # The door's views and downloads reach the audit trail within a minute; each run
         # enqueues the next (one per slot, whichever worker runs it).
         audit_door_log.schedule(queue, AUDIT_DOOR_LOG_SECONDS)
+    if settings.dicom_audit:
+        # Every DIMSE request in Orthanc's log reaches the audit trail within a few minutes
+        # (5-minute windows); one run per slot, whichever worker runs it.
+        audit_dicom_log.schedule(queue, AUDIT_DICOM_LOG_SECONDS)
     guard_settings = settings.crash_guard
     door_log = door_log_path(guard_settings, dict(os.environ))
     crash_guard = None

@@ -16,42 +16,31 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from archive_audit.chain import AuditLog, key_path, load_or_create_key
 from archive_audit.door_log import Patient, PatientResolver
 from archive_audit.door_tail import DoorLogTailer
-from archive_config.settings import ArchiveSettings, control_database_url, state_database_url
-from archive_state.db import make_engine
+from archive_config.settings import ArchiveSettings
 from archive_state.jobs import Job, JobQueue
 
-from .context import Handler, JobContext, JobFailed, OrthancApi
+from . import audit_logs
+from .context import Handler, JobContext, OrthancApi
 
 KIND = "audit.door-log"
 DESCRIPTION = ("Record the door's view and download requests in the audit trail "
                "(5-minute aggregates per user, study and outcome).")
 LOG_FILE = "door-audit.jsonl"
-MIN_EVERY, MAX_EVERY = 10.0, 3600.0
 
 
 def access_log_path(settings: ArchiveSettings, env: Mapping[str, str]) -> Path:
-    data = env.get("ARCHIVE_DATA")
-    folder = Path(data) / "logs" if data else Path(settings.state_directory) / "logs"
-    return folder / LOG_FILE
+    return audit_logs.logs_folder(settings, env) / LOG_FILE
 
 
 def check_params(params: dict[str, Any]) -> str | None:
     """None when ``params`` suit this kind, else what is wrong (for the API's 422)."""
-    unknown = set(params) - {"every"}
-    if unknown:
-        return f"unknown params: {', '.join(sorted(unknown))} (only 'every')"
-    every = params.get("every")
-    if "every" in params and (isinstance(every, bool) or not isinstance(every, (int, float))
-                              or not MIN_EVERY <= every <= MAX_EVERY):
-        return f"'every' must be a number of seconds from {MIN_EVERY:g} to {MAX_EVERY:g}"
-    return None
+    return audit_logs.params_problem(params)
 
 
 def orthanc_patients(orthanc: OrthancApi) -> PatientResolver:
@@ -70,39 +59,21 @@ def orthanc_patients(orthanc: OrthancApi) -> PatientResolver:
 
 def schedule(queue: JobQueue, every: float, now: datetime | None = None) -> Job:
     """Enqueue the run for the next multiple of ``every`` seconds (idempotent per slot)."""
-    moment = now or datetime.now(timezone.utc)
-    slot = int(moment.timestamp() // every) + 1
-    run_after = datetime.fromtimestamp(slot * every, timezone.utc)
-    return queue.enqueue(KIND, {"every": every}, idempotency_key=f"{KIND}:{every:g}:{slot}",
-                         run_after=run_after)
+    return audit_logs.schedule(queue, KIND, every, now)
 
 
 def tail(job: Job, context: JobContext) -> dict[str, Any]:
-    problem = check_params(job.params)
-    if problem:
-        raise JobFailed(f"bad params: {problem}")
-    settings = context.settings
-    if settings is None:
-        raise JobFailed("this worker was started without the archive's settings")
-    engine = make_engine(control_database_url(settings))
-    try:
-        audit = AuditLog(engine, load_or_create_key(key_path(settings.state_directory)))
+    settings = audit_logs.settings_for(job, context, check_params)
+    with audit_logs.audit_trail(settings) as audit:
         tailer = DoorLogTailer(audit, access_log_path(settings, dict(os.environ)),
                                resolve=orthanc_patients(context.orthanc),
                                name=f"{settings.tenant}:door-audit")
         context.progress(0, None, "reading the door's access log")
         report = tailer.run()
-    finally:
-        engine.dispose()
     result = report.to_json()
-    every = job.params.get("every")
-    if every is not None:
-        state = make_engine(state_database_url(settings))
-        try:
-            queue = JobQueue(state, settings.tenant, settings.jobs)
-            result["next_job"] = schedule(queue, float(every)).id
-        finally:
-            state.dispose()
+    next_job = audit_logs.schedule_next(job, settings)
+    if next_job is not None:
+        result["next_job"] = next_job
     context.progress(1, 1, f"{report.events} audit row(s) from {report.lines} line(s)")
     return result
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
-from . import audit_door_log, crash_quarantine, verify
+from . import audit_dicom_log, audit_door_log, crash_quarantine, verify
 from .context import Handler
 
 
@@ -34,12 +34,14 @@ KINDS: Mapping[str, Handler] = MappingProxyType({
     verify.KIND: verify.verify,
     crash_quarantine.KIND: crash_quarantine.quarantine,
     audit_door_log.KIND: audit_door_log.tail,
+    audit_dicom_log.KIND: audit_dicom_log.tail,
 })
 
 INFO: Mapping[str, KindInfo] = MappingProxyType({
     verify.KIND: KindInfo(verify.DESCRIPTION, verify.check_params),
     crash_quarantine.KIND: KindInfo(crash_quarantine.DESCRIPTION, crash_quarantine.check_params),
     audit_door_log.KIND: KindInfo(audit_door_log.DESCRIPTION, audit_door_log.check_params),
+    audit_dicom_log.KIND: KindInfo(audit_dicom_log.DESCRIPTION, audit_dicom_log.check_params),
 })
 
 

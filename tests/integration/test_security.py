@@ -1,5 +1,6 @@
-"""Security through the real door: anonymous refusals, roles on endpoints, revocation, lockout
-and the audit trail's record of them (docs/security.md)."""
+"""Security through the real door: revocation of a key, tampering, CSRF, lockout and the audit
+trail's record of them (docs/security.md). Who reaches what, role by role, tenant by tenant and
+endpoint by endpoint, is test_security_matrix.py's."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from typing import Any
 import pytest
 import requests
 
+from testkit.orthanc_process import deep_merge
 from testkit.stack import Stack
 
 LOCKOUT = {"archive.json": {"Archive": {"Security": {
@@ -70,42 +72,6 @@ def people(stack: Stack) -> dict[str, dict[str, str]]:
     return {name: _bearer(stack, name) for name in ("clinician-1", "auditor-1", "radiologist-2")}
 
 
-CELLS: list[tuple[str, str, str, dict[str, int]]] = [
-    # method, path, who → expected status (anonymous, clinician, auditor, other hospital)
-    ("GET", "/dicom-web/studies", "view", {"anonymous": 401, "clinician-1": 200,
-                                           "auditor-1": 403, "radiologist-2": 403}),
-    ("GET", "/ohif/", "view", {"anonymous": 401, "clinician-1": 200, "auditor-1": 403,
-                               "radiologist-2": 403}),
-    ("GET", "/api/jobs", "configure", {"anonymous": 401, "clinician-1": 403, "auditor-1": 403,
-                                       "radiologist-2": 403}),
-    ("GET", "/api/audit", "audit-read", {"anonymous": 401, "clinician-1": 403, "auditor-1": 200,
-                                         "radiologist-2": 403}),
-    ("GET", "/orthanc/system", "admin", {"anonymous": 401, "clinician-1": 403,
-                                         "auditor-1": 403, "radiologist-2": 403}),
-    ("GET", "/api/users", "user-admin", {"anonymous": 401, "clinician-1": 403,
-                                         "auditor-1": 403, "radiologist-2": 403}),
-    ("GET", "/api/health", "-", {"anonymous": 200, "clinician-1": 200, "auditor-1": 200,
-                                 "radiologist-2": 200}),
-    ("GET", "/system", "-", {"anonymous": 404, "clinician-1": 404, "auditor-1": 404,
-                             "radiologist-2": 404}),
-]
-
-
-@pytest.mark.parametrize(("method", "path", "permission", "expected"), CELLS,
-                         ids=[f"{m} {p}" for m, p, _, _ in CELLS])
-def test_each_role_reaches_only_what_it_may(stack: Stack, people: dict[str, dict[str, str]],
-                                            method: str, path: str, permission: str,
-                                            expected: dict[str, int]) -> None:
-    for who, status in expected.items():
-        headers = people.get(who, {})
-        answer = requests.request(method, stack.url + path, headers=headers, timeout=30,
-                                  allow_redirects=False)
-        assert answer.status_code == status, (who, permission, answer.text[:300])
-    # The administrator may do everything but reach Orthanc's REST outside /orthanc/.
-    admin = stack.http.request(method, stack.url + path, timeout=30, allow_redirects=False)
-    assert admin.status_code == (404 if path == "/system" else 200), admin.text[:300]
-
-
 def test_a_revoked_key_stops_at_the_door_within_the_cache_time(stack: Stack) -> None:
     made = stack.http.post(stack.url + "/api/api-keys", timeout=10, json={
         "name": "revoke-me", "permissions": ["view"], "tenants": ["default"]})
@@ -163,3 +129,24 @@ def test_the_audit_chain_verifies(stack: Stack, people: dict[str, dict[str, str]
 def test_key_file_is_private(stack: Stack) -> None:
     key = Path(stack.state_dir) / "audit-key"
     assert key.stat().st_mode & 0o077 == 0
+
+
+def test_an_edited_configuration_is_audited_at_the_next_start(stack: Stack) -> None:
+    """Runs last: it restarts the module's archive with one key changed in its files."""
+    def config_rows() -> list[dict[str, Any]]:
+        found = stack.http.get(stack.url + "/api/audit", timeout=10,
+                               params={"action": "config-change", "tenant": "default"}).json()
+        return [row for row in found["items"] if row["detail"].get("object") == "configuration"]
+
+    [first] = config_rows()
+    assert first["detail"]["operation"] == "first-start" and first["detail"]["keys"] > 50
+    assert first["actorKind"] == "system" and first["resource"] == str(stack.config_dir)
+    stack.stop()
+    stack.overrides = deep_merge(LOCKOUT, {"archive.json": {"Archive": {
+        "Door": {"AuthCacheSeconds": 4}}}})
+    stack.administrator = str(stack.http.headers["Authorization"])
+    stack.start()
+    edited, again = config_rows()
+    assert again["id"] == first["id"] and edited["detail"]["operation"] == "edited"
+    assert edited["detail"]["changes"] == [
+        {"key": "Archive.Door.AuthCacheSeconds", "before": 5, "after": 4}]

@@ -12,7 +12,7 @@ import json
 import socket
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +21,7 @@ from fastapi import FastAPI
 from archive_api.app import Dependencies, create_app
 from archive_api.orthanc import AsyncOrthanc, InternalCredential
 from archive_api.wiring import kind_infos
+from archive_audit.events import AuditEvent
 from archive_auth.service import AuthService
 from archive_config.config_check import Configuration, load
 from archive_config.settings import control_database_url, state_database_url
@@ -45,11 +46,23 @@ def write_config(folder: Path, state: Path, *, http_port: int,
 
 
 @dataclass
+class ListRecorder:
+    """The app's audit trail in these tests: the events, in order."""
+
+    events: list[AuditEvent] = field(default_factory=list)
+
+    def record(self, event: AuditEvent) -> None:
+        self.events.append(event)
+
+
+@dataclass
 class Env:
     config: Configuration
     deps: Dependencies
     #: an API key of the admin role in the control database, for routes that need permissions
     admin_key: str
+    #: what the app recorded in its audit trail
+    audit: ListRecorder
 
     @property
     def admin_headers(self) -> dict[str, str]:
@@ -74,6 +87,7 @@ def make_env(tmp: Path, *, orthanc_port: int | None = None,
         migrate(url, tree)  # type: ignore[arg-type]
     state_engine = make_engine(state_database_url(settings))
     control_engine = make_engine(control_database_url(settings))
+    recorder = ListRecorder()
     deps = Dependencies(
         orthanc=AsyncOrthanc(f"http://127.0.0.1:{port}", InternalCredential("u", "p"),
                              timeout=5.0),
@@ -83,10 +97,11 @@ def make_env(tmp: Path, *, orthanc_port: int | None = None,
         control_engine=control_engine, state_engine=state_engine,
         kinds=kind_infos(()), door_url=door_url,
         quarantine=QuarantineIndex(state_engine, settings.tenant,
-                                   folder_of(settings.state_directory)))
+                                   folder_of(settings.state_directory)),
+        recorder=recorder)
     admin_key, _ = AuthService.build(control_engine, settings.security).api_keys.create(
         "unit-tests", ["admin"], tenants=None, created_by="tests")
-    return Env(config, deps, admin_key)
+    return Env(config, deps, admin_key, recorder)
 
 
 @contextmanager

@@ -100,7 +100,8 @@ def test_cancel_of_a_running_job_asks_its_worker(env: Env, client: TestClient) -
 
 def test_kinds_lists_the_workers_table(client: TestClient) -> None:
     kinds = client.get("/api/jobs/kinds").json()
-    assert [k["name"] for k in kinds] == ["archive.crash-quarantine", "archive.verify", "audit.door-log"]
+    assert [k["name"] for k in kinds] == ["archive.crash-quarantine", "archive.verify",
+                                          "audit.dicom-log", "audit.door-log"]
     assert "quarantine" in kinds[0]["description"] and "MD5" in kinds[1]["description"]
 
 

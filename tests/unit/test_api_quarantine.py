@@ -151,3 +151,21 @@ def test_openapi_documents_the_routes(client: TestClient) -> None:
     assert {"/api/quarantine", "/api/quarantine/{entry_id}", "/api/quarantine/{entry_id}/file",
             "/api/quarantine/{entry_id}/fix", "/api/quarantine/{entry_id}/reingest"} <= set(paths)
     assert "delete" in paths["/api/quarantine/{entry_id}"]
+
+
+def test_download_and_discard_are_audited_with_the_patient(
+        env: Env, index: QuarantineIndex, client: TestClient) -> None:
+    entry = put(index, broken_ct(7))
+    client.get("/api/quarantine")
+    assert client.get(f"/api/quarantine/{entry}/file").status_code == 200
+    assert client.delete(f"/api/quarantine/{entry}").status_code == 200
+    done = [(e.action, e.detail.get("operation")) for e in env.audit.events
+            if e.detail.get("object") == "quarantine-entry"]
+    assert done == [("download", None), ("delete", "discard")]
+    download, discard = (e for e in env.audit.events if e.detail.get("entry") == entry)
+    assert (download.actor, download.actor_kind, download.tenant) == ("unit-tests", "api-key",
+                                                                      "default")
+    assert (download.patient_id, download.patient_name) == ("Q-P1", "张^伟")
+    assert download.detail["bytes"] == len(broken_ct(7))
+    assert discard.resource == f"DELETE /api/quarantine/{entry}"
+    assert discard.outcome == "success" and discard.session is not None

@@ -16,7 +16,8 @@ from alembic.migration import MigrationContext
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
-from archive_audit.chain import AuditKeyError, AuditLog, chain_hash, load_or_create_key
+from archive_audit.chain import (AuditKeyError, AuditLog, chain_hash, check_key,
+                                 load_or_create_key)
 from archive_audit.events import AuditEvent
 from archive_audit.records import FIELDS, canonical
 from archive_audit.search import AuditFilter
@@ -66,7 +67,7 @@ def test_record_then_verify(audit: AuditLog, engine: Engine, clock: ManualClock)
     audit.record(view())
     clock.advance(5)
     audit.record(AuditEvent("login", "success", "王医生", "user", source_ip="10.0.0.9"))
-    audit.record(AuditEvent("dimse", "denied", "CT_ROOM_1", "dicom", at=T0))
+    audit.record(AuditEvent("dicom-refused", "denied", "CT_ROOM_1", "dicom", at=T0))
     rows = _rows(engine)
     assert [r["id"] for r in rows] == [1, 2, 3]
     assert rows[0]["prev_hash"] == GENESIS_HASH
@@ -234,3 +235,21 @@ def test_a_broken_key_file_is_refused(tmp_path: Path) -> None:
     path.chmod(0o600)
     with pytest.raises(AuditKeyError, match="audit-key"):
         load_or_create_key(path)
+
+
+def test_check_key_makes_a_key_only_for_an_empty_trail(engine: Engine, tmp_path: Path) -> None:
+    """Archives that share one control database sign one chain: a second archive without the
+    first one's key, or with a key of its own, is refused before it writes a row."""
+    first = tmp_path / "city" / "audit-key"
+    key = check_key(engine, first)  # a new trail: the key is made
+    assert load_or_create_key(first) == key
+    AuditLog(engine, key).record(view())
+    second = tmp_path / "town" / "audit-key"
+    with pytest.raises(AuditKeyError, match="is missing.*1 row"):
+        check_key(engine, second)
+    assert not second.exists()
+    load_or_create_key(second)  # a key of its own
+    with pytest.raises(AuditKeyError, match="id 1.*not signed with"):
+        check_key(engine, second)
+    second.write_bytes(first.read_bytes())
+    assert check_key(engine, second) == key and check_key(engine, first) == key

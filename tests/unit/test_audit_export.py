@@ -125,6 +125,7 @@ def test_view_is_instances_accessed_with_patient_and_study() -> None:
     ("config-change", "success", "110113", "E", "0", "110131"),
     ("user-admin", "success", "110113", "E", "0", "110137"),
     ("access-denied", "denied", "110113", "E", "8", "110132"),
+    ("audit-read", "success", "110101", "R", "0", None),
 ])
 def test_each_action_is_its_message(action: str, outcome: str, event_id: str,
                                     action_code: str, indicator: str,
@@ -162,18 +163,19 @@ def test_search_without_study_is_a_query_with_the_query_text() -> None:
         "/dicom-web/studies?PatientName=王*")
 
 
-@pytest.mark.parametrize("command, event_id", [
-    ("C-FIND", "110112"), ("C-STORE", "110104"), ("C-MOVE", "110104"), ("C-ECHO", "110100")])
-def test_dimse_by_command(command: str, event_id: str) -> None:
-    message = parse([record(action="dimse", actor="CT_ROOM_1", actor_kind="dicom",
-                            detail={"command": command})])[0]
+@pytest.mark.parametrize("action, event_id", [
+    ("dicom-find", "110112"), ("dicom-store", "110104"), ("dicom-move", "110102"),
+    ("dicom-get", "110102"), ("dicom-echo", "110100")])
+def test_dimse_by_operation(action: str, event_id: str) -> None:
+    message = parse([record(action=action, actor="CT_ROOM_1", actor_kind="dicom")])[0]
     assert code(message.find("EventIdentification/EventID"))[0] == event_id
     assert message.findall("ActiveParticipant")[0].get("AlternativeUserID") == "AETITLE=CT_ROOM_1"
 
 
 def test_refused_association_is_node_authentication_alert() -> None:
-    event = parse([record(action="dimse", outcome="denied", actor_kind="dicom",
-                          study_uid=None, patient_id=None)])[0].find("EventIdentification")
+    event = parse([record(action="dicom-refused", outcome="denied", actor_kind="dicom",
+                          study_uid=None, patient_id=None,
+                          detail={"operation": "A-ASSOCIATE"})])[0].find("EventIdentification")
     assert event is not None and code(event.find("EventID"))[0] == "110113"
     assert code(event.find("EventTypeCode"))[0] == "110126"
 

@@ -19,6 +19,7 @@ from archive_api import audit_routes, errors
 from archive_audit.atna import AuditSource
 from archive_audit.chain import AuditLog
 from archive_audit.events import AuditEvent
+from archive_auth.principal import Principal
 from archive_state.db import write
 from tests.unit._audit_env import (NAME, T0, ManualClock, audit, clock,  # noqa: F401
                                    control_template, engine, view)
@@ -150,3 +151,50 @@ def test_the_authorization_dependency_guards_every_route(filled: AuditLog) -> No
     for path in ("/api/audit", "/api/audit.csv", "/api/audit/atna", "/api/audit/verify"):
         assert get(app, path).status_code == 403
     assert seen == ["/api/audit", "/api/audit.csv", "/api/audit/atna", "/api/audit/verify"]
+
+
+def test_a_hospitals_auditor_reads_only_its_tenants_rows(filled: AuditLog) -> None:
+    """The rows the principal of ``authorize`` may read: its tenants' (the search, the page's
+    total and the exports alike); audit-read on the region reads every row."""
+
+    def auditor(tenants: dict[str, frozenset[str]]) -> Callable[[], Principal]:
+        return lambda: Principal(kind="token", user_id=7, name="auditor", permissions=tenants)
+
+    hospital = app_for(filled, auditor({"hosp-a": frozenset({"audit-read"}),
+                                        "hosp-b": frozenset({"view"})}))
+    page = get(hospital, "/api/audit").json()
+    assert page["total"] == 2 and {i["tenant"] for i in page["items"]} == {"hosp-a"}
+    assert get(hospital, "/api/audit", {"tenant": "hosp-b"}).json()["total"] == 0
+    rows = list(csv.reader(io.StringIO(get(hospital, "/api/audit.csv").content.decode(
+        "utf-8-sig"))))
+    assert len(rows) == 3
+    assert len(ET.fromstring(get(hospital, "/api/audit/atna").content)) == 2
+    region = app_for(filled, auditor({"*": frozenset({"audit-read"})}))
+    assert get(region, "/api/audit").json()["total"] == 3
+
+
+def test_every_use_of_the_trail_is_recorded_with_its_filter(filled: AuditLog) -> None:
+    used: list[tuple[str, str, dict[str, Any]]] = []
+
+    def record(request: Request, principal: Principal, action: str, **fields: Any) -> None:
+        used.append((principal.name, action, fields["detail"]))
+        filled.record(AuditEvent(action, "success", principal.name, "user",  # type: ignore[arg-type]
+                                 detail=fields["detail"]))
+
+    def auditor() -> Principal:
+        return Principal(kind="token", user_id=7, name="auditor",
+                         permissions={"*": frozenset({"audit-read"})})
+
+    app = app_for(filled, auditor, record=record)
+    assert get(app, "/api/audit", {"operator": "han", "action": "view"}).json()["total"] == 1
+    csv_rows = list(csv.reader(io.StringIO(get(app, "/api/audit.csv").content.decode(
+        "utf-8-sig"))))
+    verdict = get(app, "/api/audit/verify").json()
+    assert [(name, action, detail["operation"], detail["rows"]) for name, action, detail in used] \
+        == [("auditor", "audit-read", "search", 1), ("auditor", "audit-read", "csv", 4),
+            ("auditor", "audit-read", "verify", verdict["checked"])]
+    assert used[0][2]["filter"] == {"operator": "han", "action": ["view"]}
+    assert len(csv_rows) == 1 + 5  # the header; the 3 rows, the search's and the export's own
+    assert verdict["ok"] is True and verdict["checked"] == 5
+    # This search is recorded after it ran: the three before it.
+    assert get(app, "/api/audit", {"action": "audit-read"}).json()["total"] == 3

@@ -104,3 +104,14 @@ def test_bad_filters_name_the_parameter(criteria: dict[str, object], parameter: 
     with pytest.raises(FilterError) as caught:
         AuditFilter(**criteria)  # type: ignore[arg-type]
     assert caught.value.parameter == parameter
+
+
+def test_readable_tenants_bound_every_other_criterion(filled: AuditLog) -> None:
+    """A hospital's auditor sees its tenant's rows only, whatever else it asks for; rows without
+    a tenant (the region's own) are for region-wide readers."""
+    assert _actors(filled, tenants=("hosp-b",)) == ["han.meimei"]
+    assert _actors(filled, tenants=("hosp-b",), tenant="hosp-a") == []
+    assert _actors(filled, tenants=("hosp-a", "hosp-b"), patient="P-00") == [
+        "li.lei", "han.meimei", "Li.Lei"]
+    assert _actors(filled, tenants=()) == []
+    assert len(_actors(filled, tenants=None)) == 5

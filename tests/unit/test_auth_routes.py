@@ -231,6 +231,7 @@ def test_check_allows_with_user_and_session_headers(api: Api) -> None:
     assert ok.status_code == 204
     assert ok.headers["x-archive-user"] == "rad"
     assert ok.headers["x-archive-session"] == client.get("/api/auth/me").json()["session"]
+    assert ok.headers["x-archive-kind"] == "user"
     assert ok.headers["x-accel-expires"] == "5"
     post = client.get("/api/auth/check", headers={**door("dicomweb-upload", "POST"),
                                                    "X-CSRF-Token": csrf})
@@ -239,6 +240,9 @@ def test_check_allows_with_user_and_session_headers(api: Api) -> None:
     assert csrf_missing.status_code == 403 and csrf_missing.headers["x-accel-expires"] == "0"
     other_tenant = client.get("/api/auth/check", headers=door("viewer", tenant="b"))
     assert other_tenant.status_code == 403 and other_tenant.headers["x-accel-expires"] == "5"
+    # A refusal names the caller too: the door's audit log counts it under "rad".
+    assert (other_tenant.headers["x-archive-user"], other_tenant.headers["x-archive-kind"]) == (
+        "rad", "user")
     admin_area = client.get("/api/auth/check", headers=door("orthanc-admin"))
     assert admin_area.status_code == 403
     denied = [e for e in api.recorder.events if e.action == "access-denied"]
@@ -262,6 +266,7 @@ def test_check_with_api_keys_and_chinese_names(api: Api) -> None:
     assert ok.status_code == 204
     assert ok.headers["x-archive-user"] == "%E8%B6%85%E5%A3%B0%E4%B8%8A%E4%BC%A0"
     assert ok.headers["x-archive-session"] == record.id
+    assert ok.headers["x-archive-kind"] == "api-key"  # the door's audit log names it so
     api.world.auth.api_keys.revoke(record.id)
     assert client.get("/api/auth/check", headers={**door("dicomweb-upload", "POST"),
                                                   "X-API-Key": key}).status_code == 401

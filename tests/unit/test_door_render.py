@@ -23,7 +23,8 @@ from archive_door import credential
 from archive_door.errors import AlreadyRunning
 from archive_door.launcher import check_not_running, door_urls, environment, prepare
 from archive_door.layout import REPO, Executables, Layout
-from archive_door.nginx import dicomweb_area_rules, PROBLEMS, qido_pattern, stow_pattern
+from archive_door.nginx import (PROBLEMS, REQUEST_LINE_ERRORS, dicomweb_area_rules,
+                                problem_location, qido_pattern, stow_pattern)
 from archive_door.ports import check_ports
 from archive_door.render import Rendered, render_run_folder
 from testkit.orthanc_process import deep_merge, render_config
@@ -207,7 +208,8 @@ def test_routes_expose_only_what_the_door_serves(tmp_path: Path) -> None:
                "^~ /fhir/", "= /ohif", "= /ohif/app-config.js", "= /ohif/index.html", "^~ /ohif/",
                "@ohif-index", "^~ /ui/", "= /", "= /door-health", "/", "= /_door/stow",
                "^~ /_door/qido/", "^~ /orthanc/", "= /orthanc", "@door-login",
-               *(f"@door-{status}" for status in PROBLEMS)}
+               *(f"@door-{status}" for status in PROBLEMS if status not in REQUEST_LINE_ERRORS),
+               *(f"= /_door/problem/{status}" for status in REQUEST_LINE_ERRORS)}
     assert set(_locations(routes)) == allowed
     # Orthanc is reached from three locations only, all with the internal credential: DICOMweb,
     # WADO-URI and, for administrators, /orthanc/.
@@ -218,15 +220,26 @@ def test_routes_expose_only_what_the_door_serves(tmp_path: Path) -> None:
     assert "client_max_body_size 4g;" in routes and "proxy_request_buffering off;" in routes
     assert "auth_request /_door/auth;" in routes
     assert "proxy_cache_valid 204 5s;" in routes
+    # No cache lock: its waiters are woken only by a 500 ms poll (docs/decisions.md).
+    assert "proxy_cache_lock off;" in routes and "proxy_cache_lock on;" not in routes
     assert ('proxy_cache_key "$cookie_archive_session|$http_authorization|$http_x_api_key|'
             '$door_area|$door_tenant|$request_method";') in routes
     # Each location that the check guards names its area; the API and the console's files
     # are not guarded by the door (the API authorizes each of its routes).
     assert _location_body(routes, "^~ /orthanc/").count("set $door_area orthanc-admin;") == 1
     assert "set $door_area $door_dicomweb_area;" in _location_body(routes, "^~ /dicom-web/")
+    # A backslash or a nested encoding in a DICOMweb path never reaches Orthanc (which would
+    # read "..\\" as a step up): 400 before the check.
+    dicomweb = _location_body(routes, "^~ /dicom-web/")
+    assert 'if ($uri ~ "[\\x5c%]") {\n        return 400;' in dicomweb
+    assert dicomweb.index("return 400;") < dicomweb.index("set $door_area")
     assert "set $door_area $door_wado_area;" in _location_body(routes, "= /wado")
     assert "set $door_area viewer;" in _location_body(routes, "^~ /ohif/")
     assert "error_page 401 @door-login;" in _location_body(routes, "^~ /ohif/")
+    # nginx's own errors before a request has a URI reach their problem by URI, internally.
+    for status in REQUEST_LINE_ERRORS:
+        assert f"error_page {status} {problem_location(status)};" in routes
+        assert "internal;" in _location_body(routes, f"= /_door/problem/{status}")
     for public in ("^~ /api/", "^~ /fhir/", "^~ /ui/", "= /door-health"):
         assert "auth_request off;" in _location_body(routes, public), public
     assert 'set $door_tenant "default";' in routes
@@ -378,7 +391,9 @@ def test_supervisord_configuration_parses_with_supervisors_own_parser(tmp_path: 
         assert program.autorestart is RestartUnconditionally, name
         assert program.stdout_logfile == str(layout.logs / f"{name}.log")
         assert program.redirect_stderr
-    assert configs["orthanc"].command == f"/usr/sbin/Orthanc {layout.orthanc_config}"
+    # Archive.Dicom.Audit (on by default): the log lines the DICOM audit reads.
+    assert configs["orthanc"].command == (
+        f"/usr/sbin/Orthanc --verbose-generic --verbose-dicom {layout.orthanc_config}")
     assert configs["orthanc"].environment["TCP_NODELAY"] == "1"
     preload = [Path(p).name for p in configs["orthanc"].environment["LD_PRELOAD"].split()]
     assert preload == ["libarchive-thread-stack.so", "libarchive-charls-route.so",

@@ -100,6 +100,16 @@ def test_rebase_index_html_points_everything_at_the_root() -> None:
     assert not re.search(r'(src|href)="/(?!t/clinic-7/ohif/|/)', html)
 
 
+def test_rebased_index_html_fetches_the_manifest_with_the_session_cookie() -> None:
+    # Browsers fetch a web app manifest without cookies unless the link says otherwise; the
+    # viewer's files need a login, so the manifest was refused on every load.
+    html = rebase_index_html(OHIF_INDEX, "/ohif/")
+    assert '<link crossorigin="use-credentials" rel="manifest" href="/ohif/manifest.json"/>' in html
+    assert html.count("crossorigin") == 1
+    given = OHIF_INDEX.replace('<link rel="manifest"', '<link crossorigin="anonymous" rel="manifest"')
+    assert 'crossorigin="use-credentials"' not in rebase_index_html(given, "/ohif/")
+
+
 @pytest.mark.parametrize(
     ("remove", "named"),
     [

@@ -14,6 +14,7 @@ from archive_api.qido import (
     ignored_warning,
     parse_query,
     plan,
+    refused_by_orthanc,
     uids_of,
 )
 
@@ -159,3 +160,13 @@ def test_ignored_parameters_are_named_in_a_warning() -> None:
 def test_a_bad_limit_is_a_query_error(value: str) -> None:
     with pytest.raises(QueryError, match="limit"):
         parse_query([("limit", value)])
+
+
+def test_a_search_orthanc_refuses_names_the_attributes_it_gave() -> None:
+    """Orthanc answers 400 to a value it cannot match (a wildcard in a date) without saying
+    which: the problem names the search's attributes, never its control parameters."""
+    refused = refused_by_orthanc(parse_query([("StudyDate", "*"), ("limit", "5")]))
+    assert refused.parameter == "StudyDate" and "YYYYMMDD" in refused.problem
+    both = refused_by_orthanc(parse_query([("StudyInstanceUID", "x"), ("PatientID", "P1")]))
+    assert both.parameter == "StudyInstanceUID, PatientID"
+    assert refused_by_orthanc(parse_query([])).parameter == "(query)"

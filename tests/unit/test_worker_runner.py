@@ -177,7 +177,8 @@ def test_heartbeat_is_recorded_in_the_registry(env: Env) -> None:
 
 def test_kinds_modules_extend_the_table(tmp_path: Path) -> None:
     table = kinds_table.load(("tests.unit.test_worker_runner",))
-    assert set(table) == {"archive.verify", "archive.crash-quarantine", "audit.door-log", "test.count"}
+    assert set(table) == {"archive.verify", "archive.crash-quarantine", "audit.dicom-log",
+                          "audit.door-log", "test.count"}
     with pytest.raises(kinds_table.KindsModuleError):
         kinds_table.load(("no.such.module",))
     with pytest.raises(kinds_table.KindsModuleError, match="KINDS"):

@@ -377,8 +377,9 @@ export interface ModalityChange extends Modality {
 }
 
 export const AUDIT_ACTIONS = ['login', 'login-failed', 'lockout', 'logout', 'view', 'download', 'upload',
-  'share', 'change', 'delete', 'restore', 'purge', 'config-change', 'dimse', 'user-admin',
-  'access-denied', 'audit-read'] as const
+  'share', 'change', 'delete', 'restore', 'purge', 'config-change', 'user-admin',
+  'access-denied', 'audit-read', 'dicom-echo', 'dicom-store', 'dicom-find', 'dicom-get',
+  'dicom-move', 'dicom-refused'] as const
 export type AuditAction = (typeof AUDIT_ACTIONS)[number]
 export const AUDIT_OUTCOMES = ['success', 'failure', 'denied'] as const
 export type AuditOutcome = (typeof AUDIT_OUTCOMES)[number]

@@ -437,10 +437,15 @@ const zhCN = {
     restore: '恢复',
     purge: '彻底清除',
     'config-change': '配置变更',
-    dimse: 'DICOM 通信',
     'user-admin': '用户管理',
     'access-denied': '拒绝访问',
     'audit-read': '查阅审计日志',
+    'dicom-echo': 'DICOM 连通测试（C-ECHO）',
+    'dicom-store': 'DICOM 接收影像（C-STORE）',
+    'dicom-find': 'DICOM 查询（C-FIND）',
+    'dicom-get': 'DICOM 获取影像（C-GET）',
+    'dicom-move': 'DICOM 传送影像（C-MOVE）',
+    'dicom-refused': 'DICOM 拒绝',
   },
   // detail.operation of user-admin and audit-read rows; `<object>-<operation>` of config-change rows.
   auditOperation: {
