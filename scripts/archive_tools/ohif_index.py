@@ -22,6 +22,8 @@ class ViewerBuildError(Exception):
 
 _PUBLIC_URL = re.compile(r"window\.PUBLIC_URL\s*=\s*'/'")
 _ROOT_ATTRIBUTE = re.compile(r'(\s(?:src|href|content)=")/(?!/)')
+#: The web app manifest's link, unless it says already how the manifest is fetched.
+_MANIFEST_LINK = re.compile(r'<link(?![^>]*\scrossorigin)(?=[^>]*\srel="manifest")')
 #: What index.html of the npm build must contain; missing means OHIF changed its template.
 _INDEX_EXPECTED = (
     ('src="/app-config.js"', "the app-config.js script"),
@@ -39,6 +41,11 @@ def rebase_index_html(text: str, root: str) -> str:
     ``href`` and ``content`` attribute. Raises :class:`ViewerBuildError` if a reference the
     viewer cannot work without is missing, so an OHIF upgrade fails loudly instead of serving
     a blank page.
+
+    The manifest link gets ``crossorigin="use-credentials"``: browsers fetch a web app manifest
+    without cookies unless told so, and the viewer's files are only for a logged-in user, so
+    every load of the viewer had its manifest refused (401, twice per load in Chromium: two
+    authorization checks the door could not keep, and a console error).
     """
     missing = [what for needle, what in _INDEX_EXPECTED if needle not in text]
     if not _PUBLIC_URL.search(text):
@@ -49,4 +56,5 @@ def rebase_index_html(text: str, root: str) -> str:
             "has the OHIF version changed?"
         )
     text = _PUBLIC_URL.sub(lambda _m: f"window.PUBLIC_URL = {json.dumps(root)}", text)
+    text = _MANIFEST_LINK.sub('<link crossorigin="use-credentials"', text)
     return _ROOT_ATTRIBUTE.sub(lambda m: m.group(1) + root, text)

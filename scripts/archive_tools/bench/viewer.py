@@ -20,7 +20,10 @@ cookie a login gives (``archive_session``, :meth:`testkit.stack.Stack.session_co
 the whole case, as a user who logged in once. Cookies do not tell ports apart, so before every
 load the browser's cookies are cleared and the side's own set again (none for vanilla or an
 archive with security off). The same case, *secured* against *open* (:mod:`.servers`), says what
-authentication costs the first image (issue 8: ≤ 1.05×).
+authentication costs the first image (issue 8: ≤ 1.05×). Each load starts once the blank page
+has replaced the last one: ``Page.navigate`` returns before that, and the last page went on
+fetching frames, without its cookie once they were cleared (a storm of refused requests on the
+secured side only).
 """
 
 from __future__ import annotations
@@ -91,6 +94,9 @@ HOOK: Final = r"""
 """
 
 FIRST_IMAGE_JS: Final = "window.__bench && window.__bench.firstImage"
+
+#: True once the blank page has replaced the last one (Page.navigate returns before that).
+BLANK_JS: Final = "location.href === 'about:blank'"
 
 #: When (ms since the navigation began) the first answer of each kind had arrived.
 MILESTONES_JS: Final = r"""
@@ -190,6 +196,13 @@ class ViewerCase:
             page.call("Page.addScriptToEvaluateOnNewDocument", source=HOOK)
             self._installed = True
         page.navigate("about:blank")
+        # The last page lives until the blank one replaces it, fetching frames all the while:
+        # it would share this load's connections and, once its cookie is cleared below, send
+        # requests the door refuses (a secured archive only). Wait until it is gone.
+        try:
+            page.wait_for(BLANK_JS, timeout=self.timeout, interval=0.02)
+        except TimeoutError:
+            raise CaseFailed(f"the last page was not replaced by about:blank in {self.timeout} s")
         if cold:
             page.call("Network.clearBrowserCache")
             page.call("Storage.clearDataForOrigin", origin=server.url, storageTypes="all")
