@@ -106,6 +106,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--explain", type=Path, metavar="MD",
                         help="a Markdown file explaining the results (slow spots, profiles), "
                         "kept in the results as 'analysis'; with --report, added to that file")
+    parser.add_argument("--without-dicom-audit", action="store_true",
+                        help="run ours with Archive.Dicom.Audit.Enabled false (no verbose Orthanc "
+                             "log): what authentication alone costs, against the shipped default")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     args = parser.parse_args(argv)
     if args.reps is not None and args.reps < 1:
@@ -507,7 +510,8 @@ def execute(args: argparse.Namespace) -> tuple[dict[str, Any], Path]:
         elif "viewer" in scenarios:
             errors.append(f"viewer: no OHIF build at {OHIF_DIST} (scripts/setup installs it)")
             scenarios = [s for s in scenarios if s != "viewer"]
-        archive = run.stacks[OURS] = ours_stack(workdir / OURS)
+        archive = run.stacks[OURS] = ours_stack(workdir / OURS,
+                                                dicom_audit=not args.without_dicom_audit)
         stack.callback(archive.stop)
         run.servers[OURS] = start_ours(archive)
         stack.callback(run.servers[OURS].close)

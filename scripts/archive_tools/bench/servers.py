@@ -43,7 +43,7 @@ from typing import Any, Final
 
 import requests
 
-from testkit.orthanc_process import DROP, OrthancProcess
+from testkit.orthanc_process import DROP, OrthancProcess, deep_merge
 from testkit.stack import SECURED as SECURED_OVERRIDES, Stack
 
 log = logging.getLogger(__name__)
@@ -208,8 +208,16 @@ def _json(response: requests.Response, name: str, path: str) -> Any:
 # --- ours: the whole archive ---------------------------------------------------------------
 
 
-def ours_stack(workdir: Path) -> Stack:
-    return Stack(workdir, overrides=SECURED_OVERRIDES)  # as shipped
+#: ``--without-dicom-audit``: ours without the DICOM audit's verbose Orthanc log, to tell what
+#: authentication costs from what that log costs (docs/decisions.md, "The DICOM audit").
+NO_DICOM_AUDIT: Final = {"archive.json": {"Archive": {"Dicom": {"Audit": {"Enabled": False}}}}}
+
+
+def ours_stack(workdir: Path, *, dicom_audit: bool = True) -> Stack:
+    """Ours as shipped; ``dicom_audit`` False: without :data:`NO_DICOM_AUDIT`'s key."""
+    if dicom_audit:
+        return Stack(workdir, overrides=SECURED_OVERRIDES)
+    return Stack(workdir, overrides=deep_merge(SECURED_OVERRIDES, NO_DICOM_AUDIT))
 
 
 def open_stack(workdir: Path) -> Stack:
