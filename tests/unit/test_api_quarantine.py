@@ -155,7 +155,8 @@ def test_openapi_documents_the_routes(client: TestClient) -> None:
 
 def test_download_and_discard_are_audited_with_the_patient(
         env: Env, index: QuarantineIndex, client: TestClient) -> None:
-    entry = put(index, broken_ct(7))
+    data = broken_ct(7)  # its UIDs are new at each call
+    entry = put(index, data)
     client.get("/api/quarantine")
     assert client.get(f"/api/quarantine/{entry}/file").status_code == 200
     assert client.delete(f"/api/quarantine/{entry}").status_code == 200
@@ -166,6 +167,6 @@ def test_download_and_discard_are_audited_with_the_patient(
     assert (download.actor, download.actor_kind, download.tenant) == ("unit-tests", "api-key",
                                                                       "default")
     assert (download.patient_id, download.patient_name) == ("Q-P1", "张^伟")
-    assert download.detail["bytes"] == len(broken_ct(7))
+    assert download.detail["bytes"] == len(data)
     assert discard.resource == f"DELETE /api/quarantine/{entry}"
     assert discard.outcome == "success" and discard.session is not None
