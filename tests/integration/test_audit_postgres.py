@@ -5,16 +5,14 @@ are exercised; several processes append to one chain."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
-from sqlalchemy.engine import Engine
 
 from archive_audit.chain import AuditLog
 from archive_state.db import make_engine
 from testkit.postgres import PostgresCluster
+from tests.integration._audit_postgres import audit, engine  # noqa: F401
 from tests.integration.test_state_postgres import new_database
-from tests.unit._audit_env import KEY, ManualClock, clock  # noqa: F401
+from tests.unit._audit_env import KEY, clock  # noqa: F401
 from tests.unit.test_audit_chain import (  # noqa: F401
     append_worker, five, test_a_changed_detail_or_time_is_named, test_a_changed_field_is_named,
     test_a_deleted_last_row_is_named, test_a_deleted_row_is_named,
@@ -36,16 +34,6 @@ from tests.unit.test_state_db import run_processes
 pytestmark = [pytest.mark.integration, pytest.mark.platform_independent]
 
 
-@pytest.fixture()
-def engine(postgres: PostgresCluster) -> Iterator[Engine]:
-    made = make_engine(new_database(postgres, "control"))
-    yield made
-    made.dispose()
-
-
-@pytest.fixture()
-def audit(engine: Engine, clock: ManualClock) -> AuditLog:  # noqa: F811
-    return AuditLog(engine, KEY, clock)
 
 
 def test_concurrent_writers_on_postgres_keep_one_chain(postgres: PostgresCluster) -> None:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import logging
-import subprocess
 import time
 import uuid
 from collections.abc import Iterator
@@ -29,8 +28,8 @@ from pydicom.dataelem import DataElement
 from archive_state import quarantine_spool
 from archive_tools import synthetic
 from archive_tools.synthetic import PatientInfo, StudyInfo
+from tests.integration._console import TABLE_ROWS_JS, built_console
 from testkit.devtools import Chromium, Page, console_browser
-from testkit.orthanc_process import REPO
 from testkit.stack import Stack
 
 # The console talks to the API service only; what it shows of Orthanc (versions, health) comes
@@ -45,11 +44,6 @@ TIMEOUT = 30.0
 ZONE = "Asia/Shanghai"
 PROGRAMS = ("orthanc", "api", "worker-1", "door")
 
-#: The rows of a table marked ``data-test=NAME``: each row's cells' text.
-_ROWS = """
-(name => [...document.querySelectorAll(`[data-test="${name}"] .el-table__body tr`)]
-  .map(tr => [...tr.querySelectorAll('td')].map(td => td.innerText.trim())))
-"""
 
 
 # --- fixtures ----------------------------------------------------------------------------------
@@ -57,15 +51,7 @@ _ROWS = """
 
 @pytest.fixture(scope="module")
 def console_build() -> Path:
-    """The console, built from the committed sources (instant when scripts/setup built it)."""
-    done = subprocess.run([str(REPO / "scripts" / "install-console")], capture_output=True,
-                          text=True, timeout=600, check=False)
-    if done.returncode != 0:
-        pytest.fail("scripts/install-console failed (it needs the npm registry the first time):\n"
-                    + done.stdout[-2000:] + done.stderr[-2000:])
-    build = REPO / ".cache" / "console" / "dist"
-    assert (build / "index.html").is_file()
-    return build
+    return built_console()
 
 
 @pytest.fixture(scope="module")
@@ -145,7 +131,7 @@ def _wait_text(page: Page, *texts: str, timeout: float = TIMEOUT) -> str:
 
 def _rows(page: Page, table: str, count: int, what: str) -> list[list[str]]:
     """The rows of a table, once it has at least ``count``."""
-    rows: list[list[str]] = _wait(page, f"(() => {{ const r = {_ROWS}({json.dumps(table)}); "
+    rows: list[list[str]] = _wait(page, f"(() => {{ const r = {TABLE_ROWS_JS}({json.dumps(table)}); "
                                         f"return r.length >= {count} ? r : null; }})()", what)
     return rows
 
@@ -306,7 +292,7 @@ def test_jobs_list_in_chinese(page: Page, stack: Stack, jobs: dict[str, dict[str
               " o.innerText.trim() === '已失败' && o.getBoundingClientRect().width > 0)")
     page.click(*_centre(page, finder, "the 已失败 option"))
     _wait(page, "location.search === '?state=failed'", "the filter in the URL")
-    failed_only = _wait(page, f"""(() => {{ const r = {_ROWS}('jobs');
+    failed_only = _wait(page, f"""(() => {{ const r = {TABLE_ROWS_JS}('jobs');
         return r.length && !r.some(row => row[0] === '{ok["id"]}') ? r : null; }})()""",
                         "only failed jobs")
     assert all(row[2] == "已失败" for row in failed_only), failed_only

@@ -28,7 +28,6 @@ import base64
 import json
 import logging
 import re
-import subprocess
 import time
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
@@ -40,8 +39,9 @@ from zoneinfo import ZoneInfo
 import pytest
 import requests
 
+from tests.integration._console import TABLE_ROWS_JS, built_console
 from testkit.devtools import Chromium, Page, console_browser
-from testkit.orthanc_process import REPO, deep_merge
+from testkit.orthanc_process import deep_merge
 from testkit.stack import ADMIN_PASSWORD, ADMIN_USERNAME, SECURED, Stack
 
 pytestmark = [pytest.mark.integration]
@@ -61,11 +61,6 @@ NEW_PASSWORD = "Bai-Yun-Shan-2027"
 HOSPITAL = "第一人民医院"
 ADMIN_DISPLAY_NAME = "测试管理员"  # what Stack.provision_administrator names the administrator
 
-#: The rows of a table marked ``data-test=NAME``: each row's cells' text.
-_ROWS = """
-(name => [...document.querySelectorAll(`[data-test="${name}"] .el-table__body tr`)]
-  .map(tr => [...tr.querySelectorAll('td')].map(td => td.innerText.trim())))
-"""
 
 
 # --- fixtures ----------------------------------------------------------------------------------
@@ -73,15 +68,7 @@ _ROWS = """
 
 @pytest.fixture(scope="module")
 def console_build() -> Path:
-    """The console, built from the committed sources (instant when scripts/setup built it)."""
-    done = subprocess.run([str(REPO / "scripts" / "install-console")], capture_output=True,
-                          text=True, timeout=600, check=False)
-    if done.returncode != 0:
-        pytest.fail("scripts/install-console failed:\n" + done.stdout[-2000:]
-                    + done.stderr[-2000:])
-    build = REPO / ".cache" / "console" / "dist"
-    assert (build / "index.html").is_file()
-    return build
+    return built_console()
 
 
 @pytest.fixture(scope="module")
@@ -160,7 +147,7 @@ def _query(page: Page, name: str) -> str | None:
 
 def _rows(page: Page, table: str, what: str, count: int = 1) -> list[list[str]]:
     """The rows of a table, once it has at least ``count``."""
-    rows: list[list[str]] = _wait(page, f"(() => {{ const r = {_ROWS}({json.dumps(table)}); "
+    rows: list[list[str]] = _wait(page, f"(() => {{ const r = {TABLE_ROWS_JS}({json.dumps(table)}); "
                                         f"return r.length >= {count} ? r : null; }})()", what)
     return rows
 
