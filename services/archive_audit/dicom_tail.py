@@ -39,6 +39,7 @@ from .dicom_log import (Aggregate, Key, Resource, ResourceResolver, aggregate, e
 from .dicom_requests import DimseRequest, Tracker
 from .door_log import WINDOW
 from .events import AuditEvent
+from .lookups import cached
 from .orthanc_log import read_fact
 
 log = logging.getLogger(__name__)
@@ -83,18 +84,6 @@ class DicomTailReport:
         return {"lines": self.lines, "facts": self.facts, "requests": self.requests,
                 "events": self.events, "open": self.open, "pending": self.pending,
                 "at_end": self.at_end, "raced": self.raced}
-
-
-def cached(resolve: ResourceResolver) -> ResourceResolver:
-    """``resolve`` asked at most once per Orthanc id (also when it answers None)."""
-    seen: dict[str, Resource | None] = {}
-
-    def lookup(orthanc_id: str) -> Resource | None:
-        if orthanc_id not in seen:
-            seen[orthanc_id] = resolve(orthanc_id)
-        return seen[orthanc_id]
-
-    return lookup
 
 
 def _state_json(open_requests: Sequence[DimseRequest],

@@ -33,6 +33,7 @@ from .chain import AuditLog
 from .door_log import Aggregate, Key, Patient, PatientResolver, aggregate, event_of, parse_line
 from .door_log import split_closed
 from .events import AuditEvent
+from .lookups import cached
 
 log = logging.getLogger(__name__)
 
@@ -69,18 +70,6 @@ class TailReport:
     def to_json(self) -> dict[str, Any]:
         return {"lines": self.lines, "events": self.events, "pending": self.pending,
                 "at_end": self.at_end, "raced": self.raced}
-
-
-def cached(resolve: PatientResolver) -> PatientResolver:
-    """``resolve`` asked at most once per study (also when it answers None)."""
-    seen: dict[str, Patient | None] = {}
-
-    def lookup(uid: str) -> Patient | None:
-        if uid not in seen:
-            seen[uid] = resolve(uid)
-        return seen[uid]
-
-    return lookup
 
 
 def _pending_json(pending: Mapping[Key, Aggregate]) -> list[dict[str, Any]]:
